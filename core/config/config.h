@@ -1,0 +1,194 @@
+/*
+ * config.h - configuration of the cparallel programs, the way ipyparallel users write it.
+ *
+ * Every setting is a traitlets-style "Section.trait" key (IPController.ip, HeartMonitor.period,
+ * TaskScheduler.scheme_name, SQLiteDB.filename, ...) holding a JSON value (jansson json_t: string,
+ * integer, real, true/false, null, array, object). Settings come from, highest precedence first:
+ *
+ *   1. the command line      --ip=127.0.0.1, --Class.trait=value, flags such as --dictdb
+ *   2. the environment       IPYTHONDIR, IPP_PROFILE_DIR, IPP_CLUSTER_ID, IPP_SESSION_KEY
+ *   3. <profile>/<prog>_config.json
+ *   4. <profile>/<prog>_config.py   (the literal-assignment subset, see cpar_config_load_py)
+ *   5. defaults, which the program applies itself when a key is unset
+ *
+ * A store remembers, for each key, the source and the origin ("ipcontroller_config.py:12",
+ * "--ping", "IPP_SESSION_KEY") of the value it holds; a lower-precedence source never replaces a
+ * higher one, so sources may be loaded in any order.
+ *
+ * Nothing here is thread-safe; the programs configure themselves before their reactor starts.
+ */
+#ifndef CPAR_CONFIG_CONFIG_H
+#define CPAR_CONFIG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+typedef enum cpar_cfg_source {
+    CPAR_SRC_DEFAULT = 0,
+    CPAR_SRC_PY = 1,
+    CPAR_SRC_JSON = 2,
+    CPAR_SRC_ENV = 3,
+    CPAR_SRC_CLI = 4
+} cpar_cfg_source_t;
+
+typedef struct cpar_config cpar_config_t;
+
+cpar_config_t *cpar_config_new(void);
+void cpar_config_free(cpar_config_t *cfg);
+
+/*
+ * Set section.key to `value` (reference stolen, also on failure) from `src`; `origin` is copied.
+ * When the key already holds a value from a higher source, the new value is dropped and 0 is
+ * returned. A value from the same source replaces the old one (the last assignment in a file
+ * wins). Returns 0 or CPAR_ENOMEM/CPAR_EINVAL.
+ */
+int cpar_config_set(cpar_config_t *cfg, const char *section, const char *key, json_t *value,
+                    cpar_cfg_source_t src, const char *origin);
+/* Same with "Section.key" as one dotted string (split at the last dot). */
+int cpar_config_set_dotted(cpar_config_t *cfg, const char *dotted, json_t *value,
+                           cpar_cfg_source_t src, const char *origin);
+
+/* The value of section.key, borrowed (valid until the key is set again or cfg is freed), or NULL. */
+json_t *cpar_config_get(const cpar_config_t *cfg, const char *section, const char *key);
+/* Where the value came from ("--ping", "ipcontroller_config.py:3"), or NULL when unset. */
+const char *cpar_config_origin(const cpar_config_t *cfg, const char *section, const char *key);
+cpar_cfg_source_t cpar_config_source(const cpar_config_t *cfg, const char *section,
+                                     const char *key);
+
+/*
+ * Typed reads. Each returns 0 and sets *out, CPAR_ENOENT when unset (and *out untouched), or
+ * CPAR_EINVAL when the value has another type; then it logs one warning line naming the key, the
+ * origin and the type expected. Conversions a traitlets user relies on are accepted: an integer
+ * where a float is wanted, and for strings given on the command line a number or bool where an
+ * int/float/bool is wanted ("--ping=250" arrives as the integer 250 already, see cpar_cli_parse).
+ * config_string hands out a borrowed pointer with the lifetime of cpar_config_get.
+ */
+int cpar_config_string(const cpar_config_t *cfg, const char *section, const char *key,
+                       const char **out);
+int cpar_config_int(const cpar_config_t *cfg, const char *section, const char *key,
+                    int64_t *out);
+int cpar_config_double(const cpar_config_t *cfg, const char *section, const char *key,
+                       double *out);
+int cpar_config_bool(const cpar_config_t *cfg, const char *section, const char *key, int *out);
+
+/* Visit every set key in insertion order; stop early when cb returns non-zero. */
+typedef int (*cpar_config_visit_cb)(void *arg, const char *section, const char *key,
+                                    json_t *value, cpar_cfg_source_t src, const char *origin);
+int cpar_config_foreach(const cpar_config_t *cfg, cpar_config_visit_cb cb, void *arg);
+
+/*
+ * Load <path> (a JSON object of {"Section": {"trait": value}}). A missing file is not an error
+ * (returns 0). A file that is not such an object is: returns CPAR_ECONFIG with a one-line message
+ * "<path>:<line>: <what>" in err.
+ */
+int cpar_config_load_json(cpar_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Load <path> written in the subset of Python that real ipyparallel profiles use:
+ *
+ *   # comments, blank lines, `c = get_config()` (also `c = get_config()  # noqa`),
+ *   `from ... import ...` / `import ...` lines are ignored with a warning only when they are
+ *   the standard `get_config` import,
+ *   c.Section.trait = <literal>
+ *   c.Section.trait += [<list literal>]   (extends a list set earlier in the same file)
+ *
+ * where <literal> is a str ('..', "..", with the usual escapes; adjacent literals concatenate;
+ * r-strings), int (with _ separators, 0x.., negative), float, True/False/None, a list [...],
+ * tuple (...), dict {...} or set of literals, possibly spanning lines inside brackets, and
+ * arithmetic on numbers (* + - / // ** with literals only, as in 4 * 1024**3). Tuples and sets
+ * become JSON arrays. Anything else is an error: CPAR_ECONFIG with "<path>:<line>: <what>" in
+ * err. A missing file returns 0.
+ */
+int cpar_config_load_py(cpar_config_t *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Read the environment variables of the ipyparallel apps into cfg with CPAR_SRC_ENV:
+ *   IPYTHONDIR       -> BaseIPythonApplication.ipython_dir
+ *   IPP_PROFILE_DIR  -> ProfileDir.location
+ *   IPP_CLUSTER_ID   -> BaseParallelApplication.cluster_id
+ *   IPP_SESSION_KEY  -> Session.key
+ * `environ_` is a NULL-terminated "NAME=value" array (pass `environ`).
+ */
+int cpar_config_load_env(cpar_config_t *cfg, char *const *environ_);
+
+/* ---- command line ---------------------------------------------------------------------- */
+
+/* How one command-line option maps onto the store. */
+typedef enum cpar_opt_kind {
+    CPAR_OPT_ALIAS = 1, /* --name=value or --name value: sets `trait` to the parsed value */
+    CPAR_OPT_FLAG = 2,  /* --name: sets `trait` to the JSON text `value` */
+    CPAR_OPT_ACTION = 3 /* --name: sets the `action` bit in the parse result */
+} cpar_opt_kind_t;
+
+typedef struct cpar_option {
+    const char *name;  /* without the dashes: "profile-dir", "dictdb" */
+    cpar_opt_kind_t kind;
+    const char *trait; /* "ProfileDir.location", "IPController.db_class" */
+    const char *value; /* FLAG: JSON text of the value to set, e.g. "\"DictDB\"" or "true" */
+    unsigned action;   /* ACTION: bit set in cpar_cli_result_t.actions */
+    const char *help;  /* one line for --help */
+} cpar_option_t;
+
+typedef struct cpar_cli_result {
+    unsigned actions;     /* OR of the action bits that were given */
+    int npositional;      /* arguments that are not options, in order (subcommands) */
+    char **positional;    /* borrowed from argv */
+} cpar_cli_result_t;
+
+/*
+ * Parse argv[1..argc-1] against `options` (terminated by an entry with name NULL) into cfg with
+ * CPAR_SRC_CLI. Accepted forms: --name=value, --name value, -name=value (one dash, as traitlets
+ * allows), --Section.trait=value and --Section.trait value for any section, and "--" to end
+ * options. A value is parsed as a Python literal when it is one (250, 2.5, True, None, [1,2],
+ * 'quoted'), else taken as a plain string, the way traitlets does for the trait's type; an empty
+ * token is the empty string (--cluster-id ''). The origin recorded is "--name".
+ * Returns 0, or CPAR_EINVAL with a one-line message in err naming the argument (an unknown option
+ * that is not Section.trait, an alias without its value).
+ */
+int cpar_cli_parse(cpar_config_t *cfg, const cpar_option_t *options, int argc, char **argv,
+                   cpar_cli_result_t *result, char *err, size_t errlen);
+
+/* Print a --help text for `options` to `out` (a FILE*), after `usage` lines. */
+void cpar_cli_help(const cpar_option_t *options, const char *usage, void *out);
+
+/*
+ * Parse one value the way cpar_cli_parse does (Python literal, else plain string); a new
+ * reference or NULL on allocation failure.
+ */
+json_t *cpar_cli_value(const char *text);
+
+/* ---- profile directory ----------------------------------------------------------------- */
+
+/*
+ * The profile directory the settings name, as an absolute path the caller frees:
+ * ProfileDir.location if set; else <ipython_dir>/profile_<BaseIPythonApplication.profile or
+ * "default">, where ipython_dir is BaseIPythonApplication.ipython_dir, else $HOME/.ipython.
+ * Returns NULL on allocation failure.
+ */
+char *cpar_profile_dir(const cpar_config_t *cfg);
+
+/*
+ * Create `dir` (and its parents) with its ipython subdirectories security/ (0700), log/,
+ * pid/ (0700) and startup/ when missing. 0, or CPAR_EIO with a one-line message in err.
+ */
+int cpar_profile_create(const char *dir, char *err, size_t errlen);
+
+/*
+ * Load <dir>/<prog>_config.py then <dir>/<prog>_config.json into cfg (the json wins where both
+ * set a key). 0, or CPAR_ECONFIG with the first error's message in err.
+ */
+int cpar_config_load_profile(cpar_config_t *cfg, const char *dir, const char *prog, char *err,
+                             size_t errlen);
+
+/*
+ * Warn (one line each, naming the origin) about every key whose section is not in `sections`
+ * (NULL-terminated), or whose section is in it but whose trait is not in `traits` ("Section.trait",
+ * NULL-terminated) when the section is listed with a trailing "." in `sections`, i.e.
+ * sections {"IPController.", "SQLiteDB", NULL} checks IPController traits one by one and accepts
+ * any SQLiteDB trait. Returns the number of warnings.
+ */
+int cpar_config_warn_unknown(const cpar_config_t *cfg, const char *const *sections,
+                             const char *const *traits);
+
+#endif /* CPAR_CONFIG_CONFIG_H */

@@ -1,0 +1,196 @@
+/*
+ * wire.h - Jupyter/ipyparallel messages on ZeroMQ: framing, signing, verification, building.
+ *
+ * A message on the wire is
+ *
+ *   [ident_0 .. ident_k-1, "<IDS|MSG>", signature, header, parent_header, metadata, content,
+ *    buffer_0 .. buffer_n-1]
+ *
+ * with the four JSON parts signed by HMAC(key, header || parent || metadata || content) in
+ * lowercase hex (empty key: empty signature, nothing checked).
+ *
+ * cpar_msg_t holds the frames as zmq_msg_t so that relaying moves them without copying or
+ * re-encoding: only routing frames change, and a relayed message keeps its sender's signature.
+ * JSON parts are parsed only on demand.
+ *
+ * Not thread-safe; each program uses these from its reactor thread.
+ */
+#ifndef CPAR_WIRE_WIRE_H
+#define CPAR_WIRE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+#include <jansson.h>
+
+#define CPAR_DELIM "<IDS|MSG>"
+#define CPAR_DELIM_LEN 9
+#define CPAR_NO_DELIM ((size_t)-1)
+#define CPAR_PROTOCOL_VERSION "5.3"
+
+/* Offsets from the delimiter of the parts that follow it. */
+enum { CPAR_PART_SIG = 1, CPAR_PART_HEADER = 2, CPAR_PART_PARENT = 3, CPAR_PART_METADATA = 4,
+       CPAR_PART_CONTENT = 5, CPAR_PART_BUFFERS = 6 };
+
+/* Bits for cpar_msg_parse(). */
+enum { CPAR_PARSE_HEADER = 1, CPAR_PARSE_PARENT = 2, CPAR_PARSE_METADATA = 4,
+       CPAR_PARSE_CONTENT = 8, CPAR_PARSE_ALL = 15 };
+
+/* A borrowed byte string. */
+typedef struct cpar_bytes {
+    const void *data;
+    size_t len;
+} cpar_bytes_t;
+
+typedef struct cpar_msg {
+    zmq_msg_t *f;   /* frames, f[0..n-1] initialised */
+    size_t n, cap;
+    size_t delim;   /* index of the delimiter; CPAR_NO_DELIM until cpar_msg_split() found one */
+    size_t total;   /* bytes in all frames */
+    /* Parsed parts (owned references), NULL until cpar_msg_parse() parsed them. */
+    json_t *header, *parent, *metadata, *content;
+} cpar_msg_t;
+
+void cpar_msg_init(cpar_msg_t *m);
+/* Close every frame and drop parsed parts; m stays usable (empty). */
+void cpar_msg_clear(cpar_msg_t *m);
+
+/*
+ * Receive one whole multipart message from `sock` without blocking into m (cleared first).
+ * Returns 0; CPAR_EAGAIN when nothing is waiting; CPAR_E2BIG when the message's total size
+ * exceeds max_bytes (0 = no limit): the rest is received and discarded, m holds nothing, and the
+ * socket is left at the next message; CPAR_EIO on another zmq error.
+ */
+int cpar_msg_recv(cpar_msg_t *m, void *sock, size_t max_bytes);
+
+/*
+ * Send all frames of m on `sock` as one multipart message (ZMQ_DONTWAIT not set: relay sockets
+ * have no HWM). The frames are moved out: m is left empty (as after cpar_msg_clear) whether or not
+ * it succeeded. 0 or CPAR_EIO. A ROUTER dropping an unroutable message is not an error.
+ */
+int cpar_msg_send(cpar_msg_t *m, void *sock);
+
+/*
+ * Find the delimiter. 0 when there is one with at least the 5 frames (signature and four JSON
+ * parts) after it; CPAR_EPROTO otherwise.
+ */
+int cpar_msg_split(cpar_msg_t *m);
+
+static inline size_t cpar_msg_nidents(const cpar_msg_t *m)
+{
+    return m->delim == CPAR_NO_DELIM ? 0 : m->delim;
+}
+/* The frame `part` (CPAR_PART_*) after the delimiter; m must be split. */
+static inline zmq_msg_t *cpar_msg_part(cpar_msg_t *m, int part)
+{
+    return &m->f[m->delim + (size_t)part];
+}
+static inline size_t cpar_msg_nbuffers(const cpar_msg_t *m)
+{
+    return m->n - m->delim - CPAR_PART_BUFFERS;
+}
+/* Bytes of frame i. */
+cpar_bytes_t cpar_msg_frame(const cpar_msg_t *m, size_t i);
+
+/*
+ * Parse the JSON parts named by `parts` (CPAR_PARSE_* bits) that are not parsed yet. Each must be
+ * a JSON object. 0, or CPAR_EPROTO (and the part stays NULL).
+ */
+int cpar_msg_parse(cpar_msg_t *m, unsigned parts);
+
+/* header.msg_type / header.msg_id / parent_header.msg_id as borrowed strings, or NULL. The
+ * header (or parent) must have been parsed. */
+const char *cpar_msg_type(const cpar_msg_t *m);
+const char *cpar_msg_id(const cpar_msg_t *m);
+const char *cpar_msg_parent_id(const cpar_msg_t *m);
+
+/* Routing-frame surgery; m must be split. Each returns 0 or CPAR_ENOMEM/CPAR_EINVAL. */
+int cpar_msg_swap_idents(cpar_msg_t *m);                          /* frames 0 and 1 */
+int cpar_msg_prepend_ident(cpar_msg_t *m, const void *data, size_t len);
+int cpar_msg_drop_idents(cpar_msg_t *m, size_t count);           /* remove the first `count` */
+/* Append a frame (a buffer) at the end. */
+int cpar_msg_append(cpar_msg_t *m, const void *data, size_t len);
+/* Append a frame moved from `frame` (which is left empty). */
+int cpar_msg_append_move(cpar_msg_t *m, zmq_msg_t *frame);
+
+/*
+ * Replace JSON part `part` (CPAR_PART_HEADER..CONTENT) with the compact encoding of `value`
+ * (borrowed); the parsed copy in m becomes a new reference to `value`. The signature is stale
+ * until cpar_session_sign().
+ */
+int cpar_msg_set_part(cpar_msg_t *m, int part, json_t *value);
+
+/* Copy every frame of src into dst (cleared first) sharing data where zmq allows. */
+int cpar_msg_copy(cpar_msg_t *dst, const cpar_msg_t *src);
+
+/* ---- sessions ---------------------------------------------------------------------------- */
+
+typedef struct cpar_digests cpar_digests_t; /* replay history, private to session.c */
+
+typedef struct cpar_session {
+    unsigned char *key; /* HMAC key; keylen 0 = unsigned messages */
+    size_t keylen;
+    const void *md;     /* EVP_MD of the signature scheme */
+    size_t siglen;      /* hex digits in a signature */
+    char session[64];   /* this side's session id (header.session) */
+    char username[64];
+    unsigned long pid;
+    uint64_t counter;   /* msg_id = "<session>_<pid>_<counter>" */
+    cpar_digests_t *digests;
+    size_t digest_limit; /* signatures remembered for replay protection (65536) */
+} cpar_session_t;
+
+/*
+ * Set up a session. `key` may be "" (unsigned). `scheme` is "hmac-<hash>" with any hash OpenSSL
+ * knows by that name ("hmac-sha256" is ipyparallel's default); NULL means hmac-sha256.
+ * `session_id` NULL makes a fresh one; `username` NULL means "username".
+ * 0, CPAR_EINVAL (unknown scheme), CPAR_ENOMEM.
+ */
+int cpar_session_init(cpar_session_t *s, const char *key, const char *scheme,
+                      const char *session_id, const char *username);
+void cpar_session_fini(cpar_session_t *s);
+
+/*
+ * Check an incoming split message: its signature (constant-time compare) and that the signature
+ * was not seen before (then remember it). Unsigned sessions accept everything.
+ * 0, or CPAR_EPROTO with *why set to a static reason: "unsigned message", "invalid signature",
+ * "duplicate signature".
+ */
+int cpar_session_verify(cpar_session_t *s, const cpar_msg_t *m, const char **why);
+
+/* Recompute the signature frame of a split message from its four JSON frames. */
+int cpar_session_sign(cpar_session_t *s, cpar_msg_t *m);
+
+/*
+ * A new header object {msg_id, msg_type, username, session, date, version} from this session:
+ * msg_id "<session>_<pid>_<counter>", date now in "...Z" form, version "5.3". New reference.
+ */
+json_t *cpar_session_header(cpar_session_t *s, const char *msg_type);
+
+/*
+ * Build a complete signed message into `out` (cleared first):
+ *   idents (nidents frames), delimiter, signature, a fresh header of `msg_type`,
+ *   parent (borrowed; NULL = {}), metadata (borrowed; NULL = {}), content (borrowed; NULL = {}),
+ *   buffers (nbufs, copied).
+ * The parsed parts of `out` are set. 0 or CPAR_ENOMEM.
+ */
+int cpar_session_build(cpar_session_t *s, cpar_msg_t *out, const cpar_bytes_t *idents,
+                       size_t nidents, const char *msg_type, json_t *parent, json_t *metadata,
+                       json_t *content, const cpar_bytes_t *bufs, size_t nbufs);
+
+/* cpar_session_build() then cpar_msg_send() on `sock`. */
+int cpar_session_send(cpar_session_t *s, void *sock, const cpar_bytes_t *idents, size_t nidents,
+                      const char *msg_type, json_t *parent, json_t *metadata, json_t *content,
+                      const cpar_bytes_t *bufs, size_t nbufs);
+
+/*
+ * ipyparallel's wrap_exception() shape for errors the controller makes:
+ * {"status":"error","ename":ename,"evalue":evalue,"traceback":[...],"engine_info":{}}.
+ * New reference.
+ */
+json_t *cpar_error_content(const char *ename, const char *evalue);
+
+/* Compact JSON encoding as Jupyter writes it (UTF-8, no ASCII escaping), malloc'd; NULL on ENOMEM. */
+char *cpar_json_dumps(const json_t *value);
+
+#endif /* CPAR_WIRE_WIRE_H */

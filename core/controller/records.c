@@ -1,0 +1,388 @@
+/*
+ * records.c - the hub's task records: created when a request passes, completed when its reply
+ * passes, filled with iopub output, and failed with EngineError when their engine dies. The
+ * records live in the dbbackend plugin; the hub keeps in memory only what is pending.
+ */
+#include "controller.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+
+void ctl_pending_free(void *p)
+{
+    ctl_pending_t *pd = p;
+
+    if (!pd)
+        return;
+    free(pd->msg_id);
+    free(pd);
+}
+
+/* A NUL-terminated copy of a frame, for a protobuf string field. */
+static char *frame_text(cpar_msg_t *m, int part)
+{
+    cpar_bytes_t b = cpar_msg_frame(m, m->delim + (size_t)part);
+    char *s = malloc(b.len + 1);
+
+    if (s) {
+        memcpy(s, b.data, b.len);
+        s[b.len] = '\0';
+    }
+    return s;
+}
+
+static int parse_date(json_t *v, int64_t *us)
+{
+    return json_is_string(v) && cpar_iso_parse(json_string_value(v), 1, us) == 0;
+}
+
+static void db_log(ctl_t *ctl, const char *what, const char *msg_id, int rc)
+{
+    cpar_warn("db::%s %s failed: %s%s%s", what, msg_id, cpar_strerror(rc),
+              *cpar_db_error(ctl->db) ? ": " : "", cpar_db_error(ctl->db));
+}
+
+void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *queue)
+{
+    const char *msg_id = cpar_msg_id(m);
+    size_t nbufs = cpar_msg_nbuffers(m);
+    ProtobufCBinaryData *bufs = NULL;
+    ctl_pending_t *pd;
+    cpar_record_t rec;
+    json_t *session;
+    int rc;
+
+    if (!msg_id)
+        return;
+    pd = calloc(1, sizeof *pd);
+    if (!pd || !(pd->msg_id = strdup(msg_id))) {
+        free(pd);
+        return;
+    }
+    pd->engine = e;
+    if (cpar_map_puts(&ctl->pending, pd->msg_id, pd) != 0) {
+        ctl_pending_free(pd);
+        return;
+    }
+    cpar_map_puts(&e->queue, pd->msg_id, pd);
+    if (!ctl->db)
+        return;
+
+    cpar_record_init(&rec);
+    rec.msg_id = (char *)msg_id;
+    rec.header = frame_text(m, CPAR_PART_HEADER);
+    rec.metadata = frame_text(m, CPAR_PART_METADATA);
+    rec.content = frame_text(m, CPAR_PART_CONTENT);
+    rec.has_submitted = parse_date(json_object_get(m->header, "date"), &rec.submitted);
+    session = json_object_get(m->header, "session");
+    rec.client_uuid = json_is_string(session) ? (char *)json_string_value(session) : NULL;
+    rec.engine_uuid = e->uuid;
+    rec.queue = (char *)queue;
+    if (nbufs) {
+        bufs = malloc(nbufs * sizeof *bufs);
+        if (bufs) {
+            for (size_t i = 0; i < nbufs; i++) {
+                cpar_bytes_t b = cpar_msg_frame(m, m->delim + CPAR_PART_BUFFERS + i);
+
+                bufs[i].data = (uint8_t *)b.data;
+                bufs[i].len = b.len;
+            }
+            rec.n_buffers = nbufs;
+            rec.buffers = bufs;
+        }
+    }
+    rec.stdout = (char *)"";
+    rec.stderr = (char *)"";
+    rc = cpar_db_add(ctl->db, &rec);
+    if (rc == CPAR_EEXIST)
+        rc = cpar_db_update(ctl->db, &rec,
+                            CPAR_REC_HEADER | CPAR_REC_METADATA | CPAR_REC_CONTENT |
+                                CPAR_REC_BUFFERS | CPAR_REC_SUBMITTED | CPAR_REC_CLIENT_UUID |
+                                CPAR_REC_ENGINE_UUID | CPAR_REC_QUEUE);
+    if (rc)
+        db_log(ctl, "adding", msg_id, rc);
+    free(bufs);
+    free(rec.header);
+    free(rec.metadata);
+    free(rec.content);
+}
+
+void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
+{
+    const char *msg_id, *status = NULL;
+    size_t nbufs = cpar_msg_nbuffers(m);
+    ProtobufCBinaryData *bufs = NULL;
+    ctl_pending_t *pd;
+    cpar_record_t rec;
+    json_t *st;
+    int rc;
+
+    if (cpar_msg_parse(m, CPAR_PARSE_PARENT | CPAR_PARSE_METADATA) != 0)
+        return;
+    msg_id = cpar_msg_parent_id(m);
+    if (!msg_id)
+        return;
+    pd = cpar_map_gets(&ctl->pending, msg_id);
+    if (!pd) /* not a request the hub tracks, or already finished (late or duplicate) */
+        return;
+    cpar_map_dels(&e->queue, msg_id);
+    if (pd->engine && pd->engine != e)
+        cpar_map_dels(&pd->engine->queue, msg_id);
+    st = json_object_get(m->metadata, "status");
+    status = json_is_string(st) ? json_string_value(st) : "";
+    if (strcmp(status, "aborted") != 0)
+        ctl_strlist_push(&e->completed, msg_id);
+
+    if (ctl->db) {
+        cpar_record_init(&rec);
+        rec.msg_id = (char *)msg_id;
+        rec.result_header = frame_text(m, CPAR_PART_HEADER);
+        rec.result_metadata = frame_text(m, CPAR_PART_METADATA);
+        rec.result_content = frame_text(m, CPAR_PART_CONTENT);
+        rec.engine_uuid = e->uuid;
+        rec.has_started = parse_date(json_object_get(m->metadata, "started"), &rec.started);
+        rec.has_completed = parse_date(json_object_get(m->header, "date"), &rec.completed);
+        rec.has_received = 1;
+        rec.received = cpar_now_us();
+        if (!rec.has_completed) {
+            rec.has_completed = 1;
+            rec.completed = rec.received;
+        }
+        if (nbufs && (bufs = malloc(nbufs * sizeof *bufs))) {
+            for (size_t i = 0; i < nbufs; i++) {
+                cpar_bytes_t b = cpar_msg_frame(m, m->delim + CPAR_PART_BUFFERS + i);
+
+                bufs[i].data = (uint8_t *)b.data;
+                bufs[i].len = b.len;
+            }
+            rec.n_result_buffers = nbufs;
+            rec.result_buffers = bufs;
+        }
+        rc = cpar_db_update(ctl->db, &rec,
+                            CPAR_REC_RESULT_HEADER | CPAR_REC_RESULT_METADATA |
+                                CPAR_REC_RESULT_CONTENT | CPAR_REC_RESULT_BUFFERS |
+                                CPAR_REC_ENGINE_UUID | CPAR_REC_STARTED | CPAR_REC_COMPLETED |
+                                CPAR_REC_RECEIVED);
+        if (rc)
+            db_log(ctl, "completing", msg_id, rc);
+        free(bufs);
+        free(rec.result_header);
+        free(rec.result_metadata);
+        free(rec.result_content);
+    }
+    /* Removed last: msg_id points into the pending entry until here. */
+    cpar_map_dels(&ctl->pending, pd->msg_id);
+    ctl_pending_free(pd);
+}
+
+/* ---- iopub ---- */
+
+typedef struct stream_ctx {
+    const char *name;
+    char *text; /* copy of the current stdout/stderr */
+    int found;
+} stream_ctx_t;
+
+static void stream_cb(void *arg, const cpar_record_t *r)
+{
+    stream_ctx_t *sc = arg;
+    const char *cur = strcmp(sc->name, "stdout") == 0 ? r->stdout : r->stderr;
+
+    sc->found = 1;
+    sc->text = strdup(cur ? cur : "");
+}
+
+void ctl_record_iopub(ctl_t *ctl, cpar_msg_t *m)
+{
+    const char *type = cpar_msg_type(m), *msg_id;
+    cpar_record_t rec;
+    uint32_t fields = 0;
+    char *owned = NULL;
+    int rc;
+
+    if (!ctl->db)
+        return;
+    if (strcmp(type, "stream") != 0 && strcmp(type, "execute_input") != 0 &&
+        strcmp(type, "execute_result") != 0 && strcmp(type, "error") != 0 &&
+        strcmp(type, "display_data") != 0)
+        return;
+    if (cpar_msg_parse(m, CPAR_PARSE_PARENT | CPAR_PARSE_CONTENT) != 0)
+        return;
+    msg_id = cpar_msg_parent_id(m);
+    if (!msg_id)
+        return;
+    cpar_record_init(&rec);
+    rec.msg_id = (char *)msg_id;
+
+    if (strcmp(type, "stream") == 0) {
+        json_t *name = json_object_get(m->content, "name"), *text = json_object_get(m->content, "text");
+        stream_ctx_t sc = {0};
+        size_t a, b;
+
+        if (!json_is_string(name) || !json_is_string(text))
+            return;
+        sc.name = strcmp(json_string_value(name), "stderr") == 0 ? "stderr" : "stdout";
+        cpar_db_get(ctl->db, msg_id, stream_cb, &sc);
+        a = sc.text ? strlen(sc.text) : 0;
+        b = json_string_length(text);
+        owned = malloc(a + b + 1);
+        if (!owned) {
+            free(sc.text);
+            return;
+        }
+        if (a)
+            memcpy(owned, sc.text, a);
+        memcpy(owned + a, json_string_value(text), b);
+        owned[a + b] = '\0';
+        free(sc.text);
+        if (sc.name[3] == 'o') {
+            rec.stdout = owned;
+            fields = CPAR_REC_STDOUT;
+        } else {
+            rec.stderr = owned;
+            fields = CPAR_REC_STDERR;
+        }
+    } else if (strcmp(type, "execute_input") == 0) {
+        json_t *code = json_object_get(m->content, "code");
+
+        if (!json_is_string(code))
+            return;
+        rec.execute_input = (char *)json_string_value(code);
+        fields = CPAR_REC_EXECUTE_INPUT;
+    } else {
+        owned = frame_text(m, CPAR_PART_CONTENT);
+        if (!owned)
+            return;
+        if (strcmp(type, "execute_result") == 0) {
+            rec.execute_result = owned;
+            fields = CPAR_REC_EXECUTE_RESULT;
+        } else if (strcmp(type, "error") == 0) {
+            rec.error = owned;
+            fields = CPAR_REC_ERROR;
+        } else {
+            rec.display_data = owned;
+            fields = CPAR_REC_DISPLAY_DATA;
+        }
+    }
+    rc = cpar_db_update(ctl->db, &rec, fields);
+    if (rc == CPAR_ENOENT) {
+        /* Output before (or without) its request: a stub that hub_history leaves out. */
+        if (!rec.stdout)
+            rec.stdout = (char *)"";
+        if (!rec.stderr)
+            rec.stderr = (char *)"";
+        rc = cpar_db_add(ctl->db, &rec);
+    }
+    if (rc)
+        db_log(ctl, "iopub update of", msg_id, rc);
+    free(owned);
+}
+
+/* ---- engine death ---- */
+
+typedef struct stranded {
+    ctl_t *ctl;
+    char *uuid;
+    int id;
+    ctl_strlist_t ids;
+} stranded_t;
+
+typedef struct header_ctx {
+    char reply_type[64];
+} header_ctx_t;
+
+static void header_cb(void *arg, const cpar_record_t *r)
+{
+    header_ctx_t *hc = arg;
+    json_t *h = r->header ? json_loads(r->header, 0, NULL) : NULL;
+    const char *t = json_string_value(json_object_get(h, "msg_type"));
+    size_t n = t ? strlen(t) : 0;
+
+    if (n > 8 && n - 8 + 7 < sizeof hc->reply_type && strcmp(t + n - 8, "_request") == 0)
+        snprintf(hc->reply_type, sizeof hc->reply_type, "%.*s_reply", (int)(n - 8), t);
+    json_decref(h);
+}
+
+/* registration_timeout after the engine died: its direct requests get EngineError records. */
+static void strand_fire(void *arg)
+{
+    stranded_t *s = arg;
+    ctl_t *ctl = s->ctl;
+    char now[CPAR_ISO_LEN], evalue[600];
+
+    for (size_t i = 0; i < s->ids.n; i++) {
+        const char *msg_id = s->ids.v[i];
+        ctl_pending_t *pd = cpar_map_dels(&ctl->pending, msg_id);
+        header_ctx_t hc = {"apply_reply"};
+        cpar_record_t rec;
+        json_t *content, *rh, *rm;
+        int64_t t = cpar_now_us();
+
+        if (!pd)
+            continue; /* answered after all */
+        ctl_pending_free(pd);
+        if (!ctl->db)
+            continue;
+        cpar_db_get(ctl->db, msg_id, header_cb, &hc);
+        snprintf(evalue, sizeof evalue, "Engine %d died while running task '%s'", s->id, msg_id);
+        content = cpar_error_content("EngineError", evalue);
+        rh = json_pack("{s:s, s:s, s:s}", "msg_type", hc.reply_type, "engine", s->uuid, "date",
+                       cpar_iso_format(t, now));
+        rm = json_pack("{s:s, s:s}", "engine", s->uuid, "status", "error");
+        cpar_record_init(&rec);
+        rec.msg_id = (char *)msg_id;
+        rec.result_content = cpar_json_dumps(content);
+        rec.result_header = cpar_json_dumps(rh);
+        rec.result_metadata = cpar_json_dumps(rm);
+        rec.has_completed = rec.has_received = 1;
+        rec.completed = rec.received = t;
+        if (cpar_db_update(ctl->db, &rec,
+                           CPAR_REC_RESULT_CONTENT | CPAR_REC_RESULT_HEADER |
+                               CPAR_REC_RESULT_METADATA | CPAR_REC_RESULT_BUFFERS |
+                               CPAR_REC_COMPLETED | CPAR_REC_RECEIVED) != 0)
+            db_log(ctl, "failing", msg_id, CPAR_EIO);
+        free(rec.result_content);
+        free(rec.result_header);
+        free(rec.result_metadata);
+        json_decref(content);
+        json_decref(rh);
+        json_decref(rm);
+    }
+    if (s->ids.n)
+        cpar_info("hub::%zu direct request(s) of dead engine %d failed with EngineError",
+                  s->ids.n, s->id);
+    ctl_strlist_free(&s->ids);
+    free(s->uuid);
+    free(s);
+}
+
+void ctl_strand_engine(ctl_t *ctl, ctl_engine_t *e)
+{
+    stranded_t *s;
+    const char *k;
+    void *v;
+
+    if (e->queue.len == 0)
+        return;
+    s = calloc(1, sizeof *s);
+    if (!s || !(s->uuid = strdup(e->uuid))) {
+        free(s);
+        return;
+    }
+    s->ctl = ctl;
+    s->id = e->id;
+    for (size_t it = cpar_map_next(&e->queue, 0, &k, NULL, &v); it;
+         it = cpar_map_next(&e->queue, it, &k, NULL, &v)) {
+        ctl_pending_t *pd = v;
+
+        pd->engine = NULL;
+        ctl_strlist_push(&s->ids, pd->msg_id);
+    }
+    if (cpar_loop_timer_once(ctl->loop, (uint64_t)ctl->set.registration_timeout_s * 1000,
+                             strand_fire, s) != 0)
+        strand_fire(s);
+}

@@ -1,0 +1,166 @@
+"""Controller, engine and client lifecycles: start, files, shutdown, engine death and arrival.
+
+Each test gets its own cluster (make_cluster), because each one ends something.
+"""
+import json
+import os
+import signal
+import stat
+import time
+
+import pytest
+
+import cparallel_testlib as tl
+import ipyparallel as ipp
+from ipyparallel import error
+
+CLIENT_KEYS = {"ssh", "interface", "registration", "control", "mux", "task", "task_scheme",
+               "iopub", "notification", "broadcast", "key", "signature_scheme", "pack", "unpack"}
+ENGINE_KEYS = {"interface", "registration", "control", "mux", "task", "iopub", "hb_ping",
+               "hb_pong", "broadcast", "key", "signature_scheme", "pack", "unpack", "location"}
+
+
+def _wait_gone(rc, eid, timeout):
+    deadline = time.monotonic() + timeout
+    while eid in rc.ids and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return eid not in rc.ids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_connection_files_and_clean_exit(sig):
+    """The controller writes both connection files (0600, complete, same key and registration
+    port), serves a client, and on SIGTERM/SIGINT exits 0 and removes the files."""
+    c = tl.Cluster(name="files")
+    try:
+        c.start(n_engines=0)
+        ctl = c.controller
+        for path, keys in ((ctl.client_file, CLIENT_KEYS), (ctl.engine_file, ENGINE_KEYS)):
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            assert mode == 0o600, "%s has mode %o" % (path, mode)
+            with open(path) as f:
+                info = json.load(f)
+            assert keys <= set(info), "missing keys in %s: %s" % (path, keys - set(info))
+            assert info["interface"] == "tcp://127.0.0.1"
+        cinfo, einfo = ctl.connection_info("client"), ctl.connection_info("engine")
+        assert cinfo["key"] and cinfo["key"] == einfo["key"]
+        assert cinfo["registration"] == einfo["registration"]
+        assert cinfo["signature_scheme"] == "hmac-sha256"
+        assert isinstance(cinfo["broadcast"], int) and isinstance(einfo["broadcast"], list)
+        rc = c.client()
+        assert rc.ids == []
+        assert rc.queue_status() == {"unassigned": 0}
+        rc.close(linger=0)
+        c.clients.remove(rc)
+        ctl.proc.send_signal(sig)
+        status = ctl.wait(10)
+        assert status == 0, "exit status %r after %s\n%s" % (status, sig.name, ctl.log_tail())
+        assert not c.leftover_files(), "connection files left: %s" % c.leftover_files()
+    finally:
+        c.stop()
+        c.cleanup()
+
+
+def test_engine_shutdown(make_cluster):
+    c = make_cluster(n_engines=2)
+    rc = c.client()
+    rc.wait_for_engines(2, timeout=15)
+    victim = rc.ids[0]
+    survivor = rc.ids[1]
+    proc = c.engine_by_id(rc, victim)
+    rc.shutdown(targets=[victim], block=True)
+    assert _wait_gone(rc, victim, 15), "engine %d still in rc.ids after 15 s" % victim
+    assert proc.proc.wait(15) is not None  # the engine process really exits
+    assert rc.ids == [survivor]
+    assert rc[survivor].apply_sync(lambda: "still here") == "still here"
+    # a fresh client sees the same thing
+    rc2 = c.client()
+    assert rc2.ids == [survivor]
+
+
+def test_hub_shutdown(make_cluster):
+    c = make_cluster(n_engines=2)
+    rc = c.client()
+    rc.wait_for_engines(2, timeout=15)
+    other = c.client()  # a bystander client is told to close
+    assert rc[:].apply_sync(lambda: 1) == [1, 1]
+    rc.shutdown(hub=True, block=True)
+    status = c.controller.wait(15)
+    assert status == 0, "controller exit status %r after hub shutdown\n%s" % (
+        status, c.controller.log_tail())
+    assert not c.leftover_files(), "connection files left: %s" % c.leftover_files()
+    for e in c.engines:  # engines were shut down first
+        assert e.proc.wait(15) is not None
+    tl.wait_for(lambda: other._closed, 10, what="the other client to be closed")
+    c.stop()
+
+
+def test_engine_killed_mid_task(make_cluster):
+    c = make_cluster(n_engines=3)
+    rc = c.client()
+    rc.wait_for_engines(3, timeout=15)
+    victim, others = rc.ids[0], rc.ids[1:]
+    proc = c.engine_by_id(rc, victim)
+    ar = rc[victim].apply_async(time.sleep, 10)
+    busy = rc[others].apply_async(time.sleep, 0.5)
+    time.sleep(0.5)  # let it start
+    assert not ar.ready()
+    t0 = time.monotonic()
+    proc.kill(signal.SIGKILL)
+    with pytest.raises(error.RemoteError) as exc:
+        ar.get(timeout=15)
+    assert exc.value.ename == "EngineError"
+    assert time.monotonic() - t0 < 9, "EngineError only after the task would have finished"
+    assert _wait_gone(rc, victim, 15)
+    assert rc.ids == others
+    assert busy.get(timeout=10) == [None, None]
+    assert rc[others].apply_sync(lambda x: x + 1, 1) == [2, 2]
+    # a client that connects now does not see the dead engine
+    rc2 = c.client()
+    assert rc2.ids == others
+
+
+def test_engine_joins_later(make_cluster):
+    c = make_cluster(n_engines=1)
+    rc = c.client()
+    rc.wait_for_engines(1, timeout=15)
+    first = rc.ids
+    events = []
+    rc._registration_callbacks.append(events.append)  # what wait_for_engines listens to
+    c.start_engines(1)
+    rc.wait_for_engines(2, timeout=20)
+    new = sorted(set(rc.ids) - set(first))
+    assert len(new) == 1 and new[0] > max(first)
+    # the client learnt it from a registration notification carrying the new id and uuid
+    regs = [ev for ev in events if ev["event"] == "register"]
+    assert [ev["id"] for ev in regs] == new
+    assert regs[0]["uuid"] == rc._engines[new[0]]
+    assert rc[new[0]].apply_sync(lambda: "new engine works") == "new engine works"
+    assert rc[:].apply_sync(lambda: 3) == [3, 3]
+    rc2 = c.client()
+    assert rc2.ids == rc.ids
+
+
+def test_ids_are_sequential(make_cluster):
+    """A fresh cluster of n engines has ids 0..n-1 (ipyparallel's tests rely on it)."""
+    c = make_cluster(n_engines=3)
+    rc = c.client()
+    rc.wait_for_engines(3, timeout=15)
+    assert rc.ids == [0, 1, 2]
+    uuids = set(rc._engines.values())
+    assert len(uuids) == 3
+
+
+@pytest.mark.cpcontroller_only(
+    "the Python 7.1 hub keeps dead engines in queue_status() (protocol doc, section 7.1 quirk)")
+def test_queue_status_forgets_dead_engines(make_cluster):
+    c = make_cluster(n_engines=2)
+    rc = c.client()
+    rc.wait_for_engines(2, timeout=15)
+    procs = {eid: c.engine_by_id(rc, eid) for eid in rc.ids}
+    rc.shutdown(targets=[0], block=True)
+    assert _wait_gone(rc, 0, 15)
+    assert set(rc.queue_status()) == {1, "unassigned"}
+    procs[1].kill(signal.SIGKILL)
+    assert _wait_gone(rc, 1, 15)
+    assert rc.queue_status() == {"unassigned": 0}

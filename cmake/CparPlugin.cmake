@@ -8,7 +8,8 @@ function(cpar_add_plugin kind name)
   add_library(${target} MODULE ${P_SOURCES})
   set_target_properties(${target} PROPERTIES
     PREFIX "" C_VISIBILITY_PRESET hidden
-    LIBRARY_OUTPUT_DIRECTORY "${CPAR_PLUGIN_OUTPUT_DIR}")
+    LIBRARY_OUTPUT_DIRECTORY "${CPAR_PLUGIN_OUTPUT_DIR}"
+    INSTALL_RPATH "$ORIGIN/..")
   if(P_OUTPUT_DIR)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${P_OUTPUT_DIR}")
   endif()

@@ -205,8 +205,7 @@ static int host_config_int(cpar_ctx_t *ctx, const char *section, const char *key
     return cpar_config_int(host_cfg(ctx), section, key, out);
 }
 
-static int host_config_double(cpar_ctx_t *ctx, const char *section, const char *key,
-                              double *out)
+static int host_config_double(cpar_ctx_t *ctx, const char *section, const char *key, double *out)
 {
     if (!ctx || !section || !key || !out)
         return CPAR_EINVAL;
@@ -261,10 +260,14 @@ static const char *host_context(cpar_ctx_t *ctx, cpar_context_key_t key)
         return "";
     h = ctx->inst->host;
     switch (key) {
-    case CPAR_CTX_PROGRAM: return h->program;
-    case CPAR_CTX_PROFILE_DIR: return h->profile_dir;
-    case CPAR_CTX_CLUSTER_ID: return h->cluster_id;
-    case CPAR_CTX_SESSION: return h->session;
+    case CPAR_CTX_PROGRAM:
+        return h->program;
+    case CPAR_CTX_PROFILE_DIR:
+        return h->profile_dir;
+    case CPAR_CTX_CLUSTER_ID:
+        return h->cluster_id;
+    case CPAR_CTX_SESSION:
+        return h->session;
     }
     return "";
 }
@@ -406,14 +409,17 @@ static int path_add_config(cpar_plughost_t *h)
         return path_add_list(h, json_string_value(value));
     if (!json_is_array(value)) {
         cpar_warn(HOST_CFG_SECTION "." HOST_CFG_PATH " (%s) is not a list of directories or a "
-                  "colon-separated string; ignored", origin ? origin : "?");
+                                   "colon-separated string; ignored",
+                  origin ? origin : "?");
         return 0;
     }
-    json_array_foreach(value, i, item) {
+    json_array_foreach(value, i, item)
+    {
         int rc;
         if (!json_is_string(item)) {
             cpar_warn(HOST_CFG_SECTION "." HOST_CFG_PATH " (%s): item %zu is not a string; "
-                      "ignored", origin ? origin : "?", i);
+                                       "ignored",
+                      origin ? origin : "?", i);
             continue;
         }
         rc = path_add(h, json_string_value(item), strlen(json_string_value(item)));
@@ -434,7 +440,8 @@ static int path_add_program_relative(cpar_plughost_t *h)
     n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
         cpar_debug("plugin host: cannot read /proc/self/exe (%s); skipping the program-relative "
-                   "plugin directory", strerror(errno));
+                   "plugin directory",
+                   strerror(errno));
         return 0;
     }
     exe[n] = '\0';
@@ -730,8 +737,7 @@ int cpar_plughost_load(cpar_plughost_t *h, cpar_kind_t kind, const char *name,
         free(path);
         return rc;
     }
-    host_err(err, errlen, "%s plugin '%s' not found (searched: %s)", kname, name,
-             h->search_path);
+    host_err(err, errlen, "%s plugin '%s' not found (searched: %s)", kname, name, h->search_path);
     return CPAR_ENOENT;
 }
 

@@ -38,7 +38,8 @@ typedef struct cpar_plughost_info {
 /*
  * Create the host. `cfg` (plugin settings, CParallel.plugin_path) and `loop` (timers) are
  * borrowed and must outlive it; `loop` may be NULL for programs without a reactor (then
- * timer_start fails with CPAR_ENOTSUP). 0, or CPAR_ENOMEM.
+ * timer_start fails with CPAR_ENOTSUP). The search path is fixed here (the environment and
+ * plugin_path as they are now). 0, CPAR_ENOMEM, or CPAR_EINTERNAL when the loader cannot start.
  */
 int cpar_plughost_new(cpar_plughost_t **out, const cpar_config_t *cfg, cpar_loop_t *loop,
                       const cpar_plughost_info_t *info);
@@ -65,12 +66,21 @@ const char *cpar_kind_name(cpar_kind_t kind);
  *   /b/cpar_scheduler_x.so: rejected: missing operation 'choose'
  *   /b/cpar_scheduler_x.so: rejected: init failed: CPAR_EIO: <the plugin's set_error text>
  *
- * (the exact texts are the contract tested in tests/unit/plugins).
+ *   /b/cpar_scheduler_x.so: rejected: not a regular file
+ *
+ * (the exact texts are the contract tested in tests/unit/plugins). The first directory that has
+ * an entry of that name answers, even when the entry is rejected. Codes: CPAR_ENOENT (not found),
+ * CPAR_EINVAL (bad kind or name, not a regular file), CPAR_EIO (cannot load), CPAR_EABI (symbol,
+ * ABI version, kind, name or operations), init's own code, CPAR_ENOMEM. A plugin whose init
+ * failed is closed at once without fini.
  */
 int cpar_plughost_load(cpar_plughost_t *host, cpar_kind_t kind, const char *name,
                        cpar_plugin_inst_t **out, char *err, size_t errlen);
 
-/* Call fini and unload; NULL is ignored. */
+/*
+ * Call fini and unload; NULL is ignored. Timers the plugin left running after fini are stopped
+ * (before its code goes away) and reported with a warning.
+ */
 void cpar_plughost_unload(cpar_plughost_t *host, cpar_plugin_inst_t *inst);
 
 /* The descriptor (points into the loaded object; valid until unload), its state, its file. */
@@ -87,9 +97,15 @@ void cpar_plugin_clear_error(cpar_plugin_inst_t *inst);
 /*
  * For --list-plugins: look at every cpar_*_*.so in every search directory (also files that
  * merely look like plugins), try to load and init each (then unload it), and print one line per
- * file: "<kind>/<name> <version> loaded <path> - <description>", "... rejected <path>: <reason>"
- * or "... shadowed <path> (by <path>)" for a later file of a name already found. Returns the
- * number of rejected files.
+ * file, in search path order and by file name within a directory:
+ *
+ *   <kind>/<name> <version> loaded <path> - <description>
+ *   <kind>/<name> rejected <path>: <reason as for cpar_plughost_load>
+ *   <kind>/<name> shadowed <path> (by <path>)      a later file of a name already found
+ *
+ * (<kind>/<name> as the file name spells them; a file of an unknown kind is rejected with
+ * "unknown plugin kind '<kind>'"). Shadowed files are not opened. Returns the number of rejected
+ * files.
  */
 int cpar_plughost_list(cpar_plughost_t *host, FILE *out);
 

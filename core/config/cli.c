@@ -96,8 +96,8 @@ static int set_trait(cpar_config_t *cfg, const char *dotted, json_t *value, cons
 }
 
 /* A flag's JSON value: one trait, or {"Section.trait": value, ...} when trait is NULL. */
-static int apply_flag(cpar_config_t *cfg, const cpar_option_t *opt, const char *origin,
-                      char *err, size_t errlen)
+static int apply_flag(cpar_config_t *cfg, const cpar_option_t *opt, const char *origin, char *err,
+                      size_t errlen)
 {
     json_t *v = json_loads(opt->value ? opt->value : "", JSON_DECODE_ANY, NULL);
     const char *key;
@@ -147,8 +147,7 @@ static int set_alias(cpar_config_t *cfg, const char *dotted, const char *text, c
 }
 
 /* Stable partition of argv[1..]: options first, then the positional arguments. */
-static int move_positional_last(int argc, char **argv, const unsigned char *positional,
-                                int npos)
+static int move_positional_last(int argc, char **argv, const unsigned char *positional, int npos)
 {
     char **tmp = malloc((size_t)argc * sizeof *tmp);
     int o = 1, p;
@@ -228,8 +227,11 @@ int cpar_cli_parse(cpar_config_t *cfg, const cpar_option_t *options, int argc, c
             text = argv[++i];
         if (!text && opt && opt->value) {
             /* an alias that is also a flag (--log-to-file): no value sets the flag's */
-            rc = apply_flag(cfg, &(cpar_option_t){.name = opt->name, .kind = CPAR_OPT_FLAG,
-                                                  .trait = opt->trait, .value = opt->value},
+            rc = apply_flag(cfg,
+                            &(cpar_option_t){.name = opt->name,
+                                             .kind = CPAR_OPT_FLAG,
+                                             .trait = opt->trait,
+                                             .value = opt->value},
                             origin, err, errlen);
             continue;
         }

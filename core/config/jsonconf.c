@@ -42,9 +42,8 @@ static int key_line(const char *s, size_t len, const char *within, const char *k
                     line++;
                 i++;
             }
-            for (j = i + 1; j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' ||
-                                        s[j] == '\n');
-                 j++)
+            for (j = i + 1;
+                 j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\r' || s[j] == '\n'); j++)
                 ;
             if (j >= len || s[j] != ':')
                 continue;
@@ -105,8 +104,8 @@ int cpar_config_load_json(cpar_config_t *cfg, const char *path, char *err, size_
     {
         if (!strcmp(name, "version")) {
             if (!json_is_integer(sect) || json_integer_value(sect) != 1) {
-                rc = json_fail(err, errlen, path, key_line(data, len, NULL, name, 1),
-                               "%s", "unsupported config file version (only 1)");
+                rc = json_fail(err, errlen, path, key_line(data, len, NULL, name, 1), "%s",
+                               "unsupported config file version (only 1)");
                 goto out;
             }
             continue;

@@ -26,8 +26,8 @@ typedef struct {
     const char *start; /* source span */
     size_t len;
     int line;
-    int col;      /* column of the first character: 0 means at the start of its line */
-    char *str;    /* TK_STRING: the decoded text (UTF-8), malloc'd */
+    int col;   /* column of the first character: 0 means at the start of its line */
+    char *str; /* TK_STRING: the decoded text (UTF-8), malloc'd */
     size_t slen;
 } token_t;
 
@@ -43,7 +43,7 @@ typedef struct {
     size_t line_start; /* offset of the current line */
     int depth;         /* open brackets */
     int oom;
-    char msg[160];     /* first error, without position */
+    char msg[160]; /* first error, without position */
 } lexer_t;
 
 static void tokvec_clear(tokvec_t *tv)
@@ -173,19 +173,35 @@ static int lex_escape(lexer_t *lx, sbuf_t *b, int bytes)
             lx->pos++;
         lex_newline(lx);
         return 0;
-    case '\\': return sbuf_put(b, "\\", 1);
-    case '\'': return sbuf_put(b, "'", 1);
-    case '"': return sbuf_put(b, "\"", 1);
-    case 'a': return sbuf_put(b, "\a", 1);
-    case 'b': return sbuf_put(b, "\b", 1);
-    case 'f': return sbuf_put(b, "\f", 1);
-    case 'n': return sbuf_put(b, "\n", 1);
-    case 'r': return sbuf_put(b, "\r", 1);
-    case 't': return sbuf_put(b, "\t", 1);
-    case 'v': return sbuf_put(b, "\v", 1);
-    case 'x': nhex = 2; break;
-    case 'u': nhex = bytes ? 0 : 4; break;
-    case 'U': nhex = bytes ? 0 : 8; break;
+    case '\\':
+        return sbuf_put(b, "\\", 1);
+    case '\'':
+        return sbuf_put(b, "'", 1);
+    case '"':
+        return sbuf_put(b, "\"", 1);
+    case 'a':
+        return sbuf_put(b, "\a", 1);
+    case 'b':
+        return sbuf_put(b, "\b", 1);
+    case 'f':
+        return sbuf_put(b, "\f", 1);
+    case 'n':
+        return sbuf_put(b, "\n", 1);
+    case 'r':
+        return sbuf_put(b, "\r", 1);
+    case 't':
+        return sbuf_put(b, "\t", 1);
+    case 'v':
+        return sbuf_put(b, "\v", 1);
+    case 'x':
+        nhex = 2;
+        break;
+    case 'u':
+        nhex = bytes ? 0 : 4;
+        break;
+    case 'U':
+        nhex = bytes ? 0 : 8;
+        break;
     case 'N':
         if (!bytes)
             return lex_fail(lx, "unsupported escape \\N{...} in string");
@@ -195,8 +211,7 @@ static int lex_escape(lexer_t *lx, sbuf_t *b, int bytes)
     }
     if (c >= '0' && c <= '7') {
         cp = (uint32_t)(c - '0');
-        for (int i = 0; i < 2 && lx->pos < lx->len && s[lx->pos] >= '0' && s[lx->pos] <= '7';
-             i++)
+        for (int i = 0; i < 2 && lx->pos < lx->len && s[lx->pos] >= '0' && s[lx->pos] <= '7'; i++)
             cp = cp * 8 + (uint32_t)(s[lx->pos++] - '0');
         goto codepoint;
     }
@@ -351,10 +366,10 @@ static int lex_number(lexer_t *lx)
 }
 
 static const char *const lex_ops[] = {
-    "**=", "//=", ">>=", "<<=", "**", "//", "+=", "-=", "*=", "/=", "%=", "==", "!=", "<=", ">=",
-    "->",  ":=",  "<<",  ">>",  "&=", "|=", "^=", "@=", "(",  ")",  "[",  "]",  "{",  "}",  ",",
-    ":",   ".",   ";",   "=",   "+",  "-",  "*",  "/",  "%",  "<",  ">",  "@",  "&",  "|",  "^",
-    "~",   NULL};
+    "**=", "//=", ">>=", "<<=", "**", "//", "+=", "-=", "*=", "/=", "%=", "==",
+    "!=",  "<=",  ">=",  "->",  ":=", "<<", ">>", "&=", "|=", "^=", "@=", "(",
+    ")",   "[",   "]",   "{",   "}",  ",",  ":",  ".",  ";",  "=",  "+",  "-",
+    "*",   "/",   "%",   "<",   ">",  "@",  "&",  "|",  "^",  "~",  NULL};
 
 /*
  * The next token. Newlines inside brackets and after a backslash are skipped, as Python does.
@@ -368,8 +383,7 @@ static int lex_next(lexer_t *lx, token_t *t)
     for (;;) {
         char c;
 
-        while (lx->pos < lx->len && (s[lx->pos] == ' ' || s[lx->pos] == '\t' ||
-                                     s[lx->pos] == '\f'))
+        while (lx->pos < lx->len && (s[lx->pos] == ' ' || s[lx->pos] == '\t' || s[lx->pos] == '\f'))
             lx->pos++;
         if (lx->pos >= lx->len) {
             t->kind = TK_END;
@@ -453,8 +467,7 @@ static int lex_next(lexer_t *lx, token_t *t)
             return 0;
         }
         if ((c >= '0' && c <= '9') ||
-            (c == '.' && lx->pos + 1 < lx->len && s[lx->pos + 1] >= '0' &&
-             s[lx->pos + 1] <= '9')) {
+            (c == '.' && lx->pos + 1 < lx->len && s[lx->pos + 1] >= '0' && s[lx->pos + 1] <= '9')) {
             lex_number(lx);
             t->kind = TK_NUMBER;
             t->len = (size_t)(s + lx->pos - t->start);
@@ -559,8 +572,8 @@ static const token_t *peek(const parser_t *p)
 
 static int tok_is(const token_t *t, tk_kind_t kind, const char *text)
 {
-    return t && t->kind == kind && (!text || (t->len == strlen(text) &&
-                                              !memcmp(t->start, text, t->len)));
+    return t && t->kind == kind &&
+           (!text || (t->len == strlen(text) && !memcmp(t->start, text, t->len)));
 }
 
 static int peek_op(const parser_t *p, const char *op)
@@ -600,8 +613,8 @@ static int copy_digits(const char *s, size_t n, int base, char *out, size_t outl
             int before = i > 0 ? hexval(s[i - 1]) : -1;
             int after = i + 1 < n ? hexval(s[i + 1]) : -1;
 
-            if (!((i == 0 && prefix_underscore) || (before >= 0 && before < base)) ||
-                after < 0 || after >= base)
+            if (!((i == 0 && prefix_underscore) || (before >= 0 && before < base)) || after < 0 ||
+                after >= base)
                 return -1;
             continue;
         }
@@ -827,8 +840,8 @@ static json_t *p_braces(parser_t *p)
             json_decref(obj);
             return NULL;
         }
-        if (json_object_setn_new(obj, json_string_value(first), json_string_length(first),
-                                 val) < 0) {
+        if (json_object_setn_new(obj, json_string_value(first), json_string_length(first), val) <
+            0) {
             json_decref(first);
             json_decref(obj);
             return p_oom(p);
@@ -947,14 +960,21 @@ static json_t *p_atom(parser_t *p)
 static const char *type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_STRING: return "str";
-    case JSON_INTEGER: return "int";
-    case JSON_REAL: return "float";
+    case JSON_STRING:
+        return "str";
+    case JSON_INTEGER:
+        return "int";
+    case JSON_REAL:
+        return "float";
     case JSON_TRUE:
-    case JSON_FALSE: return "bool";
-    case JSON_NULL: return "None";
-    case JSON_ARRAY: return "list";
-    case JSON_OBJECT: return "dict";
+    case JSON_FALSE:
+        return "bool";
+    case JSON_NULL:
+        return "None";
+    case JSON_ARRAY:
+        return "list";
+    case JSON_OBJECT:
+        return "dict";
     }
     return "?";
 }
@@ -1091,8 +1111,7 @@ static json_t *binop(parser_t *p, const char *op, json_t *a, json_t *b)
             r = p_oom(p);
         }
     } else {
-        r = p_fail(p, "unsupported operands for '%s': %s and %s", op, type_name(a),
-                   type_name(b));
+        r = p_fail(p, "unsupported operands for '%s': %s and %s", op, type_name(a), type_name(b));
     }
     json_decref(a);
     json_decref(b);
@@ -1131,8 +1150,8 @@ static json_t *p_unary(parser_t *p)
     if (!(v = p_unary(p)))
         return NULL;
     if (!json_is_number(v)) {
-        json_t *r = p_fail(p, "unsupported operand for unary '%c': %s", neg ? '-' : '+',
-                           type_name(v));
+        json_t *r =
+            p_fail(p, "unsupported operand for unary '%c': %s", neg ? '-' : '+', type_name(v));
 
         json_decref(v);
         return r;
@@ -1283,8 +1302,8 @@ out:
 typedef struct {
     cpar_config_t *cfg;
     const char *path;
-    json_t *local;   /* "Section.trait" -> this file's value, for += */
-    char **cvars;    /* names bound to get_config(), "c" first */
+    json_t *local; /* "Section.trait" -> this file's value, for += */
+    char **cvars;  /* names bound to get_config(), "c" first */
     size_t ncvars;
     char *err;
     size_t errlen;
@@ -1365,8 +1384,8 @@ static int match(const token_t *t, size_t n, const char *const *pattern)
         if (want[0] == '$') { /* any name */
             if (t[i].kind != TK_NAME)
                 return 0;
-        } else if (!((t[i].kind == TK_NAME || t[i].kind == TK_OP) && tok_is(&t[i], t[i].kind,
-                                                                            want))) {
+        } else if (!((t[i].kind == TK_NAME || t[i].kind == TK_OP) &&
+                     tok_is(&t[i], t[i].kind, want))) {
             return 0;
         }
     }
@@ -1379,14 +1398,16 @@ static int is_literal_start(const token_t *t)
         return 0;
     switch (t->kind) {
     case TK_NUMBER:
-    case TK_STRING: return 1;
+    case TK_STRING:
+        return 1;
     case TK_NAME:
         return tok_is(t, TK_NAME, "True") || tok_is(t, TK_NAME, "False") ||
                tok_is(t, TK_NAME, "None");
     case TK_OP:
         return tok_is(t, TK_OP, "(") || tok_is(t, TK_OP, "[") || tok_is(t, TK_OP, "{") ||
                tok_is(t, TK_OP, "-") || tok_is(t, TK_OP, "+");
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -1427,8 +1448,7 @@ static int py_assign(pyfile_t *f, const token_t *t, size_t n, int line)
                       f->path, line, dotted);
         } else {
             json_decref(v);
-            return file_fail(f, line, "'+=' on %s, which is not set earlier in this file",
-                             dotted);
+            return file_fail(f, line, "'+=' on %s, which is not set earlier in this file", dotted);
         }
     }
     if (!v) {
@@ -1453,8 +1473,8 @@ static int py_assign(pyfile_t *f, const token_t *t, size_t n, int line)
 static int py_statement(pyfile_t *f, const token_t *t, size_t n, int line)
 {
     static const char *const get_config[] = {"$", "=", "get_config", "(", ")", NULL};
-    static const char *const import_gc[] = {"from", "traitlets", ".", "config", "import",
-                                            "get_config", NULL};
+    static const char *const import_gc[] = {"from",   "traitlets",  ".", "config",
+                                            "import", "get_config", NULL};
     char text[96];
 
     if (match(t, n, import_gc))

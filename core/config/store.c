@@ -108,8 +108,8 @@ int cpar_config_set_raw(cpar_config_t *cfg, const char *section, const char *key
     fresh.origin = strdup(origin ? origin : "");
     if (is_text_source(src) && (json_is_number(value) || json_is_boolean(value)))
         fresh.raw = raw ? strdup(raw) : scalar_text(value);
-    if (!fresh.origin || (is_text_source(src) && (json_is_number(value) ||
-                                                   json_is_boolean(value)) && !fresh.raw))
+    if (!fresh.origin ||
+        (is_text_source(src) && (json_is_number(value) || json_is_boolean(value)) && !fresh.raw))
         goto nomem;
     if (e) {
         json_decref(e->value);
@@ -184,8 +184,7 @@ const char *cpar_config_origin(const cpar_config_t *cfg, const char *section, co
     return e ? e->origin : NULL;
 }
 
-cpar_cfg_source_t cpar_config_source(const cpar_config_t *cfg, const char *section,
-                                     const char *key)
+cpar_cfg_source_t cpar_config_source(const cpar_config_t *cfg, const char *section, const char *key)
 {
     cfg_entry_t *e = find(cfg, section, key);
 
@@ -306,8 +305,7 @@ static int parse_int_text(const char *s, int64_t *out)
     return 0;
 }
 
-int cpar_config_int(const cpar_config_t *cfg, const char *section, const char *key,
-                    int64_t *out)
+int cpar_config_int(const cpar_config_t *cfg, const char *section, const char *key, int64_t *out)
 {
     int rc;
     cfg_entry_t *e = typed_entry(cfg, section, key, &rc);
@@ -327,8 +325,7 @@ int cpar_config_int(const cpar_config_t *cfg, const char *section, const char *k
     return wrong_type(e, "an integer");
 }
 
-int cpar_config_double(const cpar_config_t *cfg, const char *section, const char *key,
-                       double *out)
+int cpar_config_double(const cpar_config_t *cfg, const char *section, const char *key, double *out)
 {
     int rc;
     cfg_entry_t *e = typed_entry(cfg, section, key, &rc);
@@ -445,8 +442,7 @@ int cpar_config_warn_unknown(const cpar_config_t *cfg, const char *const *sectio
         if (mode == 1 || (mode == 2 && trait_listed(traits, e->section, e->key)))
             continue;
         cpar_warn("config: ignoring unknown setting %s.%s (from %s)%s", e->section, e->key,
-                  e->origin[0] ? e->origin : "?",
-                  mode ? "" : ": no such section");
+                  e->origin[0] ? e->origin : "?", mode ? "" : ": no such section");
         count++;
     }
     return count;

@@ -221,31 +221,19 @@ static void on_stop_signal(void *arg, int signo)
 
 static int setup_log_level(const cpar_config_t *cfg)
 {
-    static const char *const where[][2] = {{"Application", "log_level"},
-                                           {"BaseParallelApplication", "log_level"},
-                                           {"BaseIPythonApplication", "log_level"},
-                                           {"IPController", "log_level"}};
-    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
-        json_t *v = cpar_config_get(cfg, where[i][0], where[i][1]);
-        char text[32];
-        int level;
+    const char *section = cpar_config_pick_section(cfg, cpar_controller_app_sections, "log_level");
+    const char *text = NULL;
+    int level;
 
-        if (!v)
-            continue;
-        if (json_is_integer(v))
-            snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
-        else if (json_is_string(v))
-            snprintf(text, sizeof text, "%s", json_string_value(v));
-        else
-            text[0] = '\0';
-        if (cpar_log_parse_level(text, &level) != 0) {
-            cpar_error("bad log level '%s' from %s", text,
-                       cpar_config_origin(cfg, where[i][0], where[i][1]));
-            return CPAR_ECONFIG;
-        }
-        cpar_log_set_level(level);
+    if (!section)
         return 0;
+    if (cpar_config_string(cfg, section, "log_level", &text) != 0 || !text ||
+        cpar_log_parse_level(text, &level) != 0) {
+        cpar_error("bad log level '%s' from %s: use 10-50 or DEBUG, INFO, WARN, ERROR, CRITICAL",
+                   text ? text : "?", cpar_config_origin(cfg, section, "log_level"));
+        return CPAR_ECONFIG;
     }
+    cpar_log_set_level(level);
     return 0;
 }
 
@@ -259,7 +247,7 @@ static void ctl_free(ctl_t *ctl)
         cpar_plughost_free(ctl->plughost);
     ctl_engines_free(ctl);
     cpar_map_fini(&ctl->pending, ctl_pending_free);
-    cpar_msg_clear(&ctl->in);
+    cpar_msg_fini(&ctl->in);
     cpar_loop_timer_stop(ctl->loop, ctl->hb_timer);
     ctl_sockets_close(ctl);
     cpar_loop_free(ctl->loop);

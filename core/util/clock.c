@@ -141,12 +141,11 @@ int cpar_iso_parse(const char *text, int naive_local, int64_t *us)
 
     if (!text || !us)
         return CPAR_EINVAL;
-    if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' ||
-        digits(&p, 2, &D) || *p++ != 'T' || digits(&p, 2, &h) || *p++ != ':' ||
-        digits(&p, 2, &m) || *p++ != ':' || digits(&p, 2, &s))
+    if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' || digits(&p, 2, &D) ||
+        *p++ != 'T' || digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m) || *p++ != ':' ||
+        digits(&p, 2, &s))
         return CPAR_EINVAL;
-    if (Y < 1 || M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 || m > 59 ||
-        s > 59)
+    if (Y < 1 || M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 || m > 59 || s > 59)
         return CPAR_EINVAL;
     if (*p == '.') {
         int n = 0;

@@ -32,11 +32,16 @@ int cpar_wire_frame_json(zmq_msg_t *frame, const json_t *v)
 static json_t **json_slot(cpar_msg_t *m, int part)
 {
     switch (part) {
-    case CPAR_PART_HEADER: return &m->header;
-    case CPAR_PART_PARENT: return &m->parent;
-    case CPAR_PART_METADATA: return &m->metadata;
-    case CPAR_PART_CONTENT: return &m->content;
-    default: return NULL;
+    case CPAR_PART_HEADER:
+        return &m->header;
+    case CPAR_PART_PARENT:
+        return &m->parent;
+    case CPAR_PART_METADATA:
+        return &m->metadata;
+    case CPAR_PART_CONTENT:
+        return &m->content;
+    default:
+        return NULL;
     }
 }
 

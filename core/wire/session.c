@@ -224,8 +224,8 @@ int cpar_session_send(cpar_session_t *s, void *sock, const cpar_bytes_t *idents,
     cpar_msg_t *m = cpar_wire_scratch(s);
     int rc;
 
-    rc = session_build_into(s, m, idents, nidents, msg_type, parent, metadata, content, bufs,
-                            nbufs);
+    rc =
+        session_build_into(s, m, idents, nidents, msg_type, parent, metadata, content, bufs, nbufs);
     if (rc != 0) {
         cpar_msg_clear(m);
         return rc;

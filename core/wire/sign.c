@@ -53,8 +53,8 @@ int cpar_wire_digests_new(cpar_session_t *s)
         d->mac = EVP_MAC_CTX_new(hmac);
         if (!d->mac)
             goto fail;
-        params[0] = OSSL_PARAM_construct_utf8_string(
-            OSSL_MAC_PARAM_DIGEST, (char *)EVP_MD_get0_name(s->md), 0);
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                     (char *)EVP_MD_get0_name(s->md), 0);
         params[1] = OSSL_PARAM_construct_end();
         if (!EVP_MAC_init(d->mac, s->key, s->keylen, params)) {
             rc = CPAR_EINVAL;

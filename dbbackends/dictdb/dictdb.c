@@ -253,8 +253,7 @@ static dictdb_rec_t *dictdb_tree_first(const dictdb_tree_t *t)
     return dictdb_node_rec(t, n);
 }
 
-static void dictdb_tree_walk(const dictdb_tree_t *t, dictdb_node_t *n, cpar_msgid_cb cb,
-                             void *arg)
+static void dictdb_tree_walk(const dictdb_tree_t *t, dictdb_node_t *n, cpar_msgid_cb cb, void *arg)
 {
     while (n) {
         dictdb_tree_walk(t, n->left, cb, arg);
@@ -635,8 +634,7 @@ static int dictdb_add_record(void *state, const cpar_record_t *rec)
         rc = dictdb_table_insert(db, &db->records, &r->h);
     }
     if (rc) {
-        db->host->set_error(db->ctx, "cannot copy record %s: %s", rec->msg_id,
-                            cpar_strerror(rc));
+        db->host->set_error(db->ctx, "cannot copy record %s: %s", rec->msg_id, cpar_strerror(rc));
         dictdb_rec_free(db, r);
         return rc;
     }
@@ -819,8 +817,8 @@ static int dictdb_init(const cpar_host_t *host, cpar_ctx_t *ctx, void **state)
     db->ctx = ctx;
     db->hist.off = offsetof(dictdb_rec_t, hist);
     db->done.off = offsetof(dictdb_rec_t, done);
-    db->seed = (uint64_t)host->now_us() ^ ((uint64_t)host->monotonic_us() << 20) ^
-               (uint64_t)(uintptr_t)db;
+    db->seed =
+        (uint64_t)host->now_us() ^ ((uint64_t)host->monotonic_us() << 20) ^ (uint64_t)(uintptr_t)db;
     db->rng = (uint32_t)(db->seed ^ (db->seed >> 32)) | 1u;
     rc = dictdb_configure(db);
     if (rc) {
@@ -837,12 +835,9 @@ static int dictdb_init(const cpar_host_t *host, cpar_ctx_t *ctx, void **state)
 static const char *const dictdb_sections[] = {DICTDB_SECTION, NULL};
 
 CPAR_PLUGIN_EXPORT const cpar_dbbackend_t cpar_dbbackend_dictdb_plugin = {
-    .base = {CPAR_PLUGIN_HEADER(CPAR_KIND_DBBACKEND, "dictdb"),
-             .version = CPAR_DICTDB_VERSION,
+    .base = {CPAR_PLUGIN_HEADER(CPAR_KIND_DBBACKEND, "dictdb"), .version = CPAR_DICTDB_VERSION,
              .description = "task records in memory (ipyparallel's DictDB)",
-             .config_sections = dictdb_sections,
-             .init = dictdb_init,
-             .fini = dictdb_fini},
+             .config_sections = dictdb_sections, .init = dictdb_init, .fini = dictdb_fini},
     .add_record = dictdb_add_record,
     .update_record = dictdb_update_record,
     .get_record = dictdb_get_record,

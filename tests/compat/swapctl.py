@@ -62,10 +62,11 @@ def pytest_report_header(config):
     return lines
 
 
-def _short_id(nodeid):
-    """'…/ipyparallel/tests/test_view.py::TestView::test_x' -> 'test_view.py::TestView::test_x'."""
-    path, sep, rest = nodeid.partition("::")
-    return os.path.basename(path) + sep + rest
+def _short_id(item):
+    """'test_view.py::TestView::test_x' for a test of ipyparallel/tests/test_view.py (the node id
+    pytest makes for a file outside the rootdir has no usable path part)."""
+    rest = item.nodeid.partition("::")[2]
+    return "%s::%s" % (os.path.basename(str(item.fspath)), rest)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -74,13 +75,13 @@ def pytest_collection_modifyitems(config, items):
         return
     seen = set()
     for item in items:
-        key = _short_id(item.nodeid)
+        key = _short_id(item)
         if key in known:
             seen.add(key)
             item.add_marker(pytest.mark.xfail(reason=known[key], strict=True, run=True))
     # A listed test that was not collected is a stale entry: report it loudly so the list
     # stays honest (only for modules that were collected at all).
-    modules = {_short_id(i.nodeid).split("::")[0] for i in items}
+    modules = {_short_id(i).split("::")[0] for i in items}
     stale = [k for k in known if k.split("::")[0] in modules and k not in seen]
     if stale:
         raise pytest.UsageError(

@@ -69,6 +69,16 @@ REASONS = {
 HB_PONG_REASONS = {"garbage": "", "oversized": "too large"}  # others: "malformed"
 
 CASES = [(ep, kind) for ep in ENDPOINTS for kind in KINDS]
+SIGNATURE_REASONS = ("unsigned message", "invalid signature", "duplicate signature")
+# Engine-side channels where only a reply to a request the controller handed to that very peer
+# makes sense (the rogue peer is no engine and got nothing), so the first, validly signed copy
+# may be dropped for a reason of its own ("unexpected message"); the replay is still a replay.
+SEMANTIC_FIRST_DROP = {"task_engine", "broadcast_engine"}
+
+# Cases that break the Python 7.1 controller itself (seen with this very test): its ROUTER-ROUTER
+# mux relay (pyzmq's monitored_queue) stalls after a one-frame message, and every later direct
+# request is lost. They are skipped for controllers other than cpcontroller, which must survive.
+PYTHON_BREAKS = {("mux_client", "garbage"), ("mux_engine", "garbage")}
 
 DROP_RE = re.compile(r"\bWARNING\b.*\bdropped message on (\S+) from (.*): (.+)$")
 
@@ -281,6 +291,9 @@ def _expected(endpoint, kind):
 @pytest.mark.parametrize("endpoint,kind", CASES, ids=["%s-%s" % c for c in CASES])
 def test_bad_input(cluster, workload, endpoint, kind):
     ctl = cluster.controller
+    if (endpoint, kind) in PYTHON_BREAKS and not ctl.is_c:
+        pytest.skip("breaks the Python 7.1 controller (its mux relay stalls on a one-frame "
+                    "message); the controller under test is not cpcontroller")
     engine = (workload.initial_ids[0], workload.initial_engines[workload.initial_ids[0]])
     rogue = Rogue(cluster, endpoint, kind)
     try:
@@ -328,6 +341,13 @@ def test_bad_input_logged(endpoint, kind):
     _, ndropped, reason = _expected(endpoint, kind)
     channel = ENDPOINTS[endpoint][3]
     shown = "\n".join(l[3] for l in lines) or "(none)"
+    if kind == "replay" and endpoint in SEMANTIC_FIRST_DROP:
+        # the first copy passed the signature checks but is no reply to anything this peer was
+        # sent, so it may be dropped for that; the replay must be caught as a replay
+        first = [l for l in lines if not l[2].startswith(reason)]
+        assert len(first) <= 1, shown
+        assert not first or not first[0][2].startswith(SIGNATURE_REASONS), shown
+        lines = [l for l in lines if l[2].startswith(reason)]
     assert len(lines) == ndropped, "expected %d dropped-message line(s) for %s on %s, got:\n%s" % (
         ndropped, kind, endpoint, shown)
     ch, peer, why, _ = lines[0]

@@ -44,12 +44,14 @@ static void load_contract_config(cpar_config_t *cfg)
     root = json_loads(text, 0, &jerr);
     if (!json_is_object(root))
         fail_msg("CPAR_CONTRACT_CONFIG is not a JSON object: %s", jerr.text);
-    json_object_foreach(root, sname, section) {
+    json_object_foreach(root, sname, section)
+    {
         const char *key;
         json_t *value;
         if (!json_is_object(section))
             fail_msg("CPAR_CONTRACT_CONFIG: section %s is not an object", sname);
-        json_object_foreach(section, key, value) {
+        json_object_foreach(section, key, value)
+        {
             assert_int_equal(cpar_config_set(cfg, sname, key, json_incref(value), CPAR_SRC_CLI,
                                              "CPAR_CONTRACT_CONFIG"),
                              0);
@@ -61,9 +63,8 @@ static void load_contract_config(cpar_config_t *cfg)
 static int setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
-    cpar_plughost_info_t info = {.program = "test_dbbackend_contract",
-                                 .profile_dir = profile_dir,
-                                 .cluster_id = ""};
+    cpar_plughost_info_t info = {
+        .program = "test_dbbackend_contract", .profile_dir = profile_dir, .cluster_id = ""};
     char err[1024];
     int rc;
 
@@ -196,11 +197,20 @@ static void assert_records_equal(const cpar_record_t *want, const cpar_record_t 
 static void set_time(cpar_record_t *r, cpar_record_field_t which, int64_t us)
 {
     switch (which) {
-    case CPAR_REC_SUBMITTED: r->has_submitted = 1, r->submitted = us; break;
-    case CPAR_REC_STARTED: r->has_started = 1, r->started = us; break;
-    case CPAR_REC_COMPLETED: r->has_completed = 1, r->completed = us; break;
-    case CPAR_REC_RECEIVED: r->has_received = 1, r->received = us; break;
-    default: fail_msg("not a time field");
+    case CPAR_REC_SUBMITTED:
+        r->has_submitted = 1, r->submitted = us;
+        break;
+    case CPAR_REC_STARTED:
+        r->has_started = 1, r->started = us;
+        break;
+    case CPAR_REC_COMPLETED:
+        r->has_completed = 1, r->completed = us;
+        break;
+    case CPAR_REC_RECEIVED:
+        r->has_received = 1, r->received = us;
+        break;
+    default:
+        fail_msg("not a time field");
     }
 }
 
@@ -348,8 +358,7 @@ static void test_update_selected_fields(void **state)
     u.result_buffers = newres;
     u.stderr = NULL; /* named and absent */
     update_ok(fx, &u,
-              CPAR_REC_ENGINE_UUID | CPAR_REC_STARTED | CPAR_REC_RESULT_BUFFERS |
-                  CPAR_REC_STDERR);
+              CPAR_REC_ENGINE_UUID | CPAR_REC_STARTED | CPAR_REC_RESULT_BUFFERS | CPAR_REC_STDERR);
 
     full_record(&want, "upd");
     want.engine_uuid = u.engine_uuid;
@@ -651,10 +660,18 @@ int main(int argc, char **argv)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_add_get_full_record), T(test_add_get_minimal_record), T(test_add_duplicate),
-        T(test_record_is_copied),    T(test_update_selected_fields), T(test_update_all_fields),
-        T(test_missing_ids),         T(test_drop),                   T(test_history_order),
-        T(test_datetimes),           T(test_non_ascii_text),         T(test_big_buffer),
+        T(test_add_get_full_record),
+        T(test_add_get_minimal_record),
+        T(test_add_duplicate),
+        T(test_record_is_copied),
+        T(test_update_selected_fields),
+        T(test_update_all_fields),
+        T(test_missing_ids),
+        T(test_drop),
+        T(test_history_order),
+        T(test_datetimes),
+        T(test_non_ascii_text),
+        T(test_big_buffer),
         T(test_flush),
     };
 #undef T

@@ -301,7 +301,8 @@ static void test_in_flight_survive_count(void **state)
         add_rec(&l, 10, 0, 1, running[i]);
     for (int i = 0; i < 10; i++)
         add_n(&l, 1, 10);
-    /* Twice over the limit: each time the five oldest finished records went, never a running one. */
+    /* Twice over the limit: each time the five oldest finished records went, never a running one.
+     */
     assert_int_equal(history_len(&l), 6);
     for (int i = 0; i < 6; i++)
         assert_true(present(&l, running[i]));

@@ -28,7 +28,10 @@ typedef Cpar__Record cpar_record_t;
 /* Initialise a record (all fields absent); msg_id must still be set. */
 #define cpar_record_init cpar__record__init
 
-/* One bit per record field, for cpar_dbbackend_t.update_record. */
+/*
+ * One bit per record field, for cpar_dbbackend_t.update_record: the field numbered n in
+ * record.proto has bit n - 2 (msg_id, number 1, has none); new fields keep that rule.
+ */
 typedef enum cpar_record_field {
     CPAR_REC_HEADER = 1u << 0,
     CPAR_REC_METADATA = 1u << 1,
@@ -58,10 +61,11 @@ typedef enum cpar_record_field {
 
 /*
  * Called with a record the backend found. The record and everything it points to are borrowed
- * for the duration of the call only; copy what you keep.
+ * for the duration of the call only; copy what you keep. A callback may read from the backend
+ * (get_record) but must not add, update or drop records.
  */
 typedef void (*cpar_record_cb)(void *arg, const cpar_record_t *rec);
-/* Called with one msg_id, borrowed for the duration of the call. */
+/* Called with one msg_id, borrowed for the duration of the call; the same rule applies. */
 typedef void (*cpar_msgid_cb)(void *arg, const char *msg_id);
 
 typedef struct cpar_dbbackend {

@@ -143,7 +143,8 @@ typedef struct cpar_plugin {
     /*
      * Called once after loading, on the reactor thread. Store anything the plugin needs in *state;
      * the core passes it back to every operation and to fini. `host` and `ctx` stay valid until
-     * fini returns. A negative return rejects the plugin (explain it with host->set_error).
+     * fini returns. A negative return rejects the plugin (explain it with host->set_error); then
+     * init has released what it made, fini is not called and the plugin is unloaded at once.
      * May be NULL.
      */
     int (*init)(const cpar_host_t *host, cpar_ctx_t *ctx, void **state);

@@ -53,8 +53,7 @@ static void assert_cli_str(const cpar_config_t *cfg, const char *section, const 
 /* tests/__init__.py setup() of the ipyparallel 7.1 test-suite */
 static void test_testsuite_argv(void **state)
 {
-    char *argv[] = {"cpcontroller", "--profile=iptest", "--log-level=10", "--ping=250",
-                    "--dictdb"};
+    char *argv[] = {"cpcontroller", "--profile=iptest", "--log-level=10", "--ping=250", "--dictdb"};
     parsed_t p;
     int64_t ping = 0;
 
@@ -75,7 +74,7 @@ static void test_testsuite_argv(void **state)
 /* ipp.Cluster's LocalControllerLauncher, with an empty cluster id */
 static void test_cluster_argv_empty_id(void **state)
 {
-    char *argv[] = {"cpcontroller", "--profile-dir", "/abs/dir", "--cluster-id", "",
+    char *argv[] = {"cpcontroller",   "--profile-dir",  "/abs/dir",  "--cluster-id", "",
                     "--log-level=10", "--ip=127.0.0.1", "--ping=250"};
     parsed_t p;
     const char *id = NULL;
@@ -99,8 +98,8 @@ static void test_cluster_argv_empty_id(void **state)
 
 static void test_cluster_argv_id(void **state)
 {
-    char *argv[] = {"cpcontroller", "--profile-dir", "/abs", "--cluster-id", "1795694480-skxe",
-                    "--log-level=10", "--ip=127.0.0.1", "--ping=250"};
+    char *argv[] = {"cpcontroller",    "--profile-dir",  "/abs",           "--cluster-id",
+                    "1795694480-skxe", "--log-level=10", "--ip=127.0.0.1", "--ping=250"};
     parsed_t p;
 
     (void)state;
@@ -117,18 +116,21 @@ static void test_value_forms(void **state)
 {
     char *argv[] = {"cpcontroller",
                     "--cluster-id=",
-                    "--hwm", "0",
+                    "--hwm",
+                    "0",
                     "--Session.key=abc",
                     "--x.y=True",
                     "--IPController.engine_ports=[1,2]",
                     "--A.quoted='quoted'",
-                    "--A.real", "2.5",
+                    "--A.real",
+                    "2.5",
                     "--A.none=None",
                     "-A.onedash=5",
                     "--ports=10101-10120",
                     "--A.hex=0x10",
                     "--A.neg=-5",
-                    "--A.neg2", "-5",
+                    "--A.neg2",
+                    "-5",
                     "--A.tuple=1,2",
                     "--A.dict={'a': 1, 'b': [True, None]}",
                     "--A.arith=4*1024",
@@ -139,7 +141,8 @@ static void test_value_forms(void **state)
                     "--A.bad='unterminated",
                     "--A.ver=7.1.0",
                     "--log-level=DEBUG",
-                    "--scheme", "lru"};
+                    "--scheme",
+                    "lru"};
     parsed_t p;
     json_t *v;
 
@@ -182,8 +185,7 @@ static void test_value_forms(void **state)
 
 static void test_tilde_expansion(void **state)
 {
-    char *argv[] = {"cpcontroller", "--profile-dir=~/prof", "--A.q='~/q'",
-                    "--ipython-dir", "~"};
+    char *argv[] = {"cpcontroller", "--profile-dir=~/prof", "--A.q='~/q'", "--ipython-dir", "~"};
     char *old = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
     parsed_t p;
 
@@ -204,9 +206,9 @@ static void test_tilde_expansion(void **state)
 
 static void test_flags(void **state)
 {
-    char *argv[] = {"cpcontroller", "--restore", "--usethreads", "--debug", "--secure",
-                    "--log-to-file"};
-    char *argv2[] = {"cpcontroller", "--reuse", "--nodb", "--quiet", "--no-secure",
+    char *argv[] = {"cpcontroller", "--restore", "--usethreads",
+                    "--debug",      "--secure",  "--log-to-file"};
+    char *argv2[] = {"cpcontroller",        "--reuse",      "--nodb", "--quiet", "--no-secure",
                      "--log-to-file=False", "--clean-logs", "True"};
     char *argv3[] = {"cpcontroller", "--sqlitedb"};
     char *argv4[] = {"cpcontroller", "--mongodb", "--log-to-file", "--ip=1.2.3.4"};
@@ -321,8 +323,8 @@ static void test_errors(void **state)
 
 static void test_positional(void **state)
 {
-    char *argv[] = {"cpcontroller", "start", "--ip=1.2.3.4", "extra", "--profile-dir", "/p",
-                    "-", "--", "--not-an-option", "x"};
+    char *argv[] = {"cpcontroller", "start", "--ip=1.2.3.4", "extra",           "--profile-dir",
+                    "/p",           "-",     "--",           "--not-an-option", "x"};
     parsed_t p;
 
     (void)state;
@@ -362,7 +364,7 @@ static void test_last_wins(void **state)
 static void test_typed_reads_of_cli_values(void **state)
 {
     char *argv[] = {"cpcontroller", "--profile=123", "--cluster-id=1e3", "--A.s='250'",
-                    "--A.b=true", "--A.i=2", "--A.word=abc", "--A.f='2.5'"};
+                    "--A.b=true",   "--A.i=2",       "--A.word=abc",     "--A.f='2.5'"};
     parsed_t p;
     const char *s = NULL;
     int64_t i = 0;

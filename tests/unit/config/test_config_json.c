@@ -69,10 +69,8 @@ static void test_bad(void **state)
         {"{\n\n  \"A\": {\"b\": 1}\n", 4, "'}' expected near end of file"},
         {"", 1, "unexpected token near end of file"},
         {"{\"A\": {\"b\": 1}} trailing", 1, "end of file expected near 'trailing'"},
-        {"[1, 2]\n", 1,
-         "expected an object of sections {\"Section\": {\"trait\": value}}"},
-        {"\"text\"\n", 1,
-         "expected an object of sections {\"Section\": {\"trait\": value}}"},
+        {"[1, 2]\n", 1, "expected an object of sections {\"Section\": {\"trait\": value}}"},
+        {"\"text\"\n", 1, "expected an object of sections {\"Section\": {\"trait\": value}}"},
         {"{\n  \"A\": {\"b\": 1},\n  \"IPController\": \"oops\"\n}\n", 3,
          "section \"IPController\" must be an object of traits"},
         {"{\"version\": 2,\n \"A\": {}}\n", 1, "unsupported config file version (only 1)"},
@@ -120,8 +118,7 @@ static void test_json_vs_others(void **state)
     char err[512];
 
     (void)state;
-    assert_int_equal(cpar_config_set(cfg, "S", "b", json_string("cli"), CPAR_SRC_CLI, "--S.b"),
-                     0);
+    assert_int_equal(cpar_config_set(cfg, "S", "b", json_string("cli"), CPAR_SRC_CLI, "--S.b"), 0);
     assert_int_equal(cpar_config_load_json(cfg, jpath, err, sizeof err), 0);
     assert_int_equal(cpar_config_load_py(cfg, ppath, err, sizeof err), 0);
     assert_string_equal(cfgt_str(cfg, "S", "a"), "json");

@@ -43,8 +43,7 @@ static void test_env(void **state)
                    "IPP_SESSION_KEY=s3cret",
                    "NOEQUALS",
                    NULL};
-    char *env2[] = {"IPYTHONDIR=", "IPP_PROFILE_DIR=", "IPP_CLUSTER_ID=", "IPP_SESSION_KEY=",
-                    NULL};
+    char *env2[] = {"IPYTHONDIR=", "IPP_PROFILE_DIR=", "IPP_CLUSTER_ID=", "IPP_SESSION_KEY=", NULL};
     cpar_config_t *cfg = cpar_config_new();
 
     (void)state;
@@ -104,13 +103,19 @@ static void test_precedence_all_orders(void **state)
         for (int s = 0; s < 4; s++) {
             switch (perm[s]) {
             case 0:
-                assert_int_equal(cpar_cli_parse(cfg, cpar_controller_options, 4, argv, &res, err,
-                                                sizeof err),
-                                 0);
+                assert_int_equal(
+                    cpar_cli_parse(cfg, cpar_controller_options, 4, argv, &res, err, sizeof err),
+                    0);
                 break;
-            case 1: assert_int_equal(cpar_config_load_env(cfg, env), 0); break;
-            case 2: assert_int_equal(cpar_config_load_json(cfg, js, err, sizeof err), 0); break;
-            default: assert_int_equal(cpar_config_load_py(cfg, py, err, sizeof err), 0); break;
+            case 1:
+                assert_int_equal(cpar_config_load_env(cfg, env), 0);
+                break;
+            case 2:
+                assert_int_equal(cpar_config_load_json(cfg, js, err, sizeof err), 0);
+                break;
+            default:
+                assert_int_equal(cpar_config_load_py(cfg, py, err, sizeof err), 0);
+                break;
             }
         }
         assert_string_equal(cfgt_str(cfg, "Session", "key"), "cli");
@@ -192,13 +197,13 @@ static void test_profile_dir(void **state)
                                      CPAR_SRC_CLI, "--profile-dir"),
                      0);
     check_dir(cfg, "/");
-    assert_int_equal(cpar_config_set(cfg, "ProfileDir", "location", json_string("~"),
-                                     CPAR_SRC_CLI, "--profile-dir"),
+    assert_int_equal(cpar_config_set(cfg, "ProfileDir", "location", json_string("~"), CPAR_SRC_CLI,
+                                     "--profile-dir"),
                      0);
     check_dir(cfg, "/home/u");
     /* an empty location is unset */
-    assert_int_equal(cpar_config_set(cfg, "ProfileDir", "location", json_string(""),
-                                     CPAR_SRC_CLI, "--profile-dir"),
+    assert_int_equal(cpar_config_set(cfg, "ProfileDir", "location", json_string(""), CPAR_SRC_CLI,
+                                     "--profile-dir"),
                      0);
     snprintf(want, sizeof want, "%s/rel/ipd/profile_iptest", cwd);
     check_dir(cfg, want);
@@ -275,9 +280,8 @@ static void test_load_profile(void **state)
         char *log;
 
         cfgt_stderr_begin();
-        assert_int_equal(cpar_config_warn_unknown(cfg, cpar_controller_sections,
-                                                  cpar_controller_traits),
-                         1);
+        assert_int_equal(
+            cpar_config_warn_unknown(cfg, cpar_controller_sections, cpar_controller_traits), 1);
         log = cfgt_stderr_end();
         snprintf(want, sizeof want, "IPController.bogus (from %s:4)", py);
         assert_int_equal(cfgt_count(log, want), 1);
@@ -305,8 +309,7 @@ static void test_load_profile(void **state)
     js = cfgt_write(dir, "ipcontroller_config.json", "{\"TaskScheduler\": 3}");
     assert_int_equal(cpar_config_load_profile(cfg, dir, "ipcontroller", err, sizeof err),
                      CPAR_ECONFIG);
-    snprintf(want, sizeof want, "%s:1: section \"TaskScheduler\" must be an object of traits",
-             js);
+    snprintf(want, sizeof want, "%s:1: section \"TaskScheduler\" must be an object of traits", js);
     assert_string_equal(err, want);
     cpar_config_free(cfg);
     free(py);
@@ -317,10 +320,8 @@ static void test_load_profile(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_env),
-        cmocka_unit_test(test_precedence_all_orders),
-        cmocka_unit_test(test_profile_dir),
-        cmocka_unit_test(test_profile_create),
+        cmocka_unit_test(test_env),          cmocka_unit_test(test_precedence_all_orders),
+        cmocka_unit_test(test_profile_dir),  cmocka_unit_test(test_profile_create),
         cmocka_unit_test(test_load_profile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

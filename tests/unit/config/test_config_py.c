@@ -31,8 +31,7 @@ static char *data_path(const char *name)
 }
 
 /* Load `content` written to a temporary file; returns the loader's code. */
-static int load_text(cpar_config_t *cfg, const char *content, char **path, char *err,
-                     size_t errlen)
+static int load_text(cpar_config_t *cfg, const char *content, char **path, char *err, size_t errlen)
 {
     *path = cfgt_write(tmp, "ipcontroller_config.py", content);
     err[0] = '\0';
@@ -137,7 +136,8 @@ static void test_small_real_files(void **state)
         "from traitlets.config import get_config\nc = get_config()\n"
         "c.HeartMonitor.period = 200\n",
         "config = get_config()\nconfig.HeartMonitor.period = 200\n",
-        "\xEF\xBB\xBF# -*- coding: utf-8 -*-\r\nc = get_config()\r\nc.HeartMonitor.period = 200\r\n",
+        "\xEF\xBB\xBF# -*- coding: utf-8 -*-\r\nc = get_config()\r\nc.HeartMonitor.period = "
+        "200\r\n",
         "c.HeartMonitor.period = 100\n\n\n   \n# c.HeartMonitor.period = 5\nc.HeartMonitor.period "
         "= 200  # last wins\n",
     };
@@ -246,9 +246,9 @@ static void test_partial_load(void **state)
     char *path, err[512];
 
     (void)state;
-    assert_int_equal(load_text(cfg, "c.A.one = 1\nc.A.two = bad\nc.A.three = 3\n", &path, err,
-                               sizeof err),
-                     CPAR_ECONFIG);
+    assert_int_equal(
+        load_text(cfg, "c.A.one = 1\nc.A.two = bad\nc.A.three = 3\n", &path, err, sizeof err),
+        CPAR_ECONFIG);
     assert_non_null(cpar_config_get(cfg, "A", "one"));
     assert_null(cpar_config_get(cfg, "A", "three"));
     free(path);
@@ -263,10 +263,9 @@ static void test_augmented_under_cli(void **state)
     json_t *v;
 
     (void)state;
-    assert_int_equal(cpar_config_set(cfg, "A", "l", json_string("cli"), CPAR_SRC_CLI, "--A.l"),
-                     0);
-    assert_int_equal(load_text(cfg, "c.A.l = [1]\nc.A.l += [2]\nc.A.m = [1]\nc.A.m += [2]\n",
-                               &path, err, sizeof err),
+    assert_int_equal(cpar_config_set(cfg, "A", "l", json_string("cli"), CPAR_SRC_CLI, "--A.l"), 0);
+    assert_int_equal(load_text(cfg, "c.A.l = [1]\nc.A.l += [2]\nc.A.m = [1]\nc.A.m += [2]\n", &path,
+                               err, sizeof err),
                      0);
     assert_string_equal(cfgt_str(cfg, "A", "l"), "cli");
     v = cpar_config_get(cfg, "A", "m");

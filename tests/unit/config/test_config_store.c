@@ -41,8 +41,7 @@ static void test_set_get_steal(void **state)
                      CPAR_EINVAL);
 
     /* split at the last dot */
-    assert_int_equal(cpar_config_set_dotted(cfg, "a.b.c", json_integer(1), CPAR_SRC_JSON, "j"),
-                     0);
+    assert_int_equal(cpar_config_set_dotted(cfg, "a.b.c", json_integer(1), CPAR_SRC_JSON, "j"), 0);
     assert_true(json_is_integer(cpar_config_get(cfg, "a.b", "c")));
     assert_int_equal(cfgt_nkeys(cfg), 2);
     cpar_config_free(cfg);
@@ -66,9 +65,9 @@ static void test_precedence_in_store(void **state)
             char origin[16];
 
             snprintf(origin, sizeof origin, "src%d", (int)orders[o][i]);
-            assert_int_equal(cpar_config_set(cfg, "S", "k", json_integer(orders[o][i]),
-                                             orders[o][i], origin),
-                             0);
+            assert_int_equal(
+                cpar_config_set(cfg, "S", "k", json_integer(orders[o][i]), orders[o][i], origin),
+                0);
         }
         assert_int_equal(json_integer_value(cpar_config_get(cfg, "S", "k")), CPAR_SRC_CLI);
         assert_int_equal(cpar_config_source(cfg, "S", "k"), CPAR_SRC_CLI);
@@ -201,16 +200,13 @@ static void test_text_sources_convert(void **state)
 
     (void)state;
     /* the command line gives numbers with their text, the environment strings */
-    assert_int_equal(cpar_config_set_raw(cfg, "S", "n", json_real(1000.0), CPAR_SRC_CLI, "--n",
-                                         "1e3"),
-                     0);
+    assert_int_equal(
+        cpar_config_set_raw(cfg, "S", "n", json_real(1000.0), CPAR_SRC_CLI, "--n", "1e3"), 0);
     assert_int_equal(cpar_config_set(cfg, "S", "flag", json_integer(10), CPAR_SRC_CLI, "--f"), 0);
     assert_int_equal(cpar_config_set(cfg, "S", "t", json_true(), CPAR_SRC_CLI, "--t"), 0);
-    assert_int_equal(cpar_config_set(cfg, "S", "e", json_string(" -1_000 "), CPAR_SRC_ENV, "E"),
-                     0);
+    assert_int_equal(cpar_config_set(cfg, "S", "e", json_string(" -1_000 "), CPAR_SRC_ENV, "E"), 0);
     assert_int_equal(cpar_config_set(cfg, "S", "f", json_string("2.5"), CPAR_SRC_CLI, "--f"), 0);
-    assert_int_equal(cpar_config_set(cfg, "S", "bt", json_string("TRUE"), CPAR_SRC_CLI, "--b"),
-                     0);
+    assert_int_equal(cpar_config_set(cfg, "S", "bt", json_string("TRUE"), CPAR_SRC_CLI, "--b"), 0);
     assert_int_equal(cpar_config_set(cfg, "S", "bf", json_string("0"), CPAR_SRC_ENV, "B"), 0);
 
     assert_int_equal(cpar_config_string(cfg, "S", "n", &s), 0);
@@ -240,15 +236,14 @@ static void test_pick_section(void **state)
     assert_int_equal(cpar_config_set(cfg, "Application", "log_level", json_integer(10),
                                      CPAR_SRC_CLI, "--log-level"),
                      0);
-    assert_int_equal(cpar_config_set(cfg, "IPController", "log_level", json_integer(30),
-                                     CPAR_SRC_PY, "f:1"),
-                     0);
+    assert_int_equal(
+        cpar_config_set(cfg, "IPController", "log_level", json_integer(30), CPAR_SRC_PY, "f:1"), 0);
     sec = cpar_config_pick_section(cfg, cpar_controller_app_sections, "log_level");
     assert_non_null(sec);
     assert_string_equal(sec, "Application");
     /* equal sources: the most specific class */
-    assert_int_equal(cpar_config_set(cfg, "BaseParallelApplication", "log_level",
-                                     json_integer(20), CPAR_SRC_CLI, "--B"),
+    assert_int_equal(cpar_config_set(cfg, "BaseParallelApplication", "log_level", json_integer(20),
+                                     CPAR_SRC_CLI, "--B"),
                      0);
     assert_string_equal(cpar_config_pick_section(cfg, cpar_controller_app_sections, "log_level"),
                         "BaseParallelApplication");
@@ -263,9 +258,8 @@ static void test_warn_unknown(void **state)
     char *log;
 
     (void)state;
-    assert_int_equal(cpar_config_set(cfg, "IPController", "ip", json_string("x"), CPAR_SRC_CLI,
-                                     "--ip"),
-                     0);
+    assert_int_equal(
+        cpar_config_set(cfg, "IPController", "ip", json_string("x"), CPAR_SRC_CLI, "--ip"), 0);
     assert_int_equal(cpar_config_set(cfg, "IPController", "bogus", json_true(), CPAR_SRC_PY,
                                      "ipcontroller_config.py:3"),
                      0);
@@ -274,8 +268,7 @@ static void test_warn_unknown(void **state)
                      0);
     assert_int_equal(cpar_config_set(cfg, "Nope", "x", json_true(), CPAR_SRC_CLI, "--Nope.x"), 0);
     /* a section listed without "." does not make "IPControllerX" known */
-    assert_int_equal(cpar_config_set(cfg, "SQLiteDBX", "y", json_true(), CPAR_SRC_JSON, "j:2"),
-                     0);
+    assert_int_equal(cpar_config_set(cfg, "SQLiteDBX", "y", json_true(), CPAR_SRC_JSON, "j:2"), 0);
     cfgt_stderr_begin();
     assert_int_equal(cpar_config_warn_unknown(cfg, sections, traits), 3);
     log = cfgt_stderr_end();
@@ -293,12 +286,23 @@ static void test_controller_lists(void **state)
 {
     cpar_config_t *cfg = cpar_config_new();
     static const char *const known[] = {
-        "IPController.ip", "IPController.db_class", "IPController.max_message_size",
-        "HeartMonitor.period", "HeartMonitor.max_heartmonitor_misses",
-        "TaskScheduler.scheme_name", "Session.secure", "ProfileDir.location",
-        "BaseIPythonApplication.profile", "BaseParallelApplication.cluster_id",
-        "Application.log_level", "CParallel.plugin_path", "DictDB.record_limit",
-        "SQLiteDB.filename", "MongoDB.connection_kwargs", "NoDB.x", "IPController.log_level",
+        "IPController.ip",
+        "IPController.db_class",
+        "IPController.max_message_size",
+        "HeartMonitor.period",
+        "HeartMonitor.max_heartmonitor_misses",
+        "TaskScheduler.scheme_name",
+        "Session.secure",
+        "ProfileDir.location",
+        "BaseIPythonApplication.profile",
+        "BaseParallelApplication.cluster_id",
+        "Application.log_level",
+        "CParallel.plugin_path",
+        "DictDB.record_limit",
+        "SQLiteDB.filename",
+        "MongoDB.connection_kwargs",
+        "NoDB.x",
+        "IPController.log_level",
     };
     static const char *const unknown[] = {"IPController.bogus", "HeartMonitor.x",
                                           "HubFactory.db_class", "Session.nope"};
@@ -306,16 +310,13 @@ static void test_controller_lists(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         assert_int_equal(cpar_config_set_dotted(cfg, known[i], json_true(), CPAR_SRC_PY, "k"), 0);
-    assert_int_equal(cpar_config_warn_unknown(cfg, cpar_controller_sections,
-                                              cpar_controller_traits),
-                     0);
+    assert_int_equal(
+        cpar_config_warn_unknown(cfg, cpar_controller_sections, cpar_controller_traits), 0);
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
-        assert_int_equal(cpar_config_set_dotted(cfg, unknown[i], json_true(), CPAR_SRC_PY, "u"),
-                         0);
+        assert_int_equal(cpar_config_set_dotted(cfg, unknown[i], json_true(), CPAR_SRC_PY, "u"), 0);
     cfgt_stderr_begin();
-    assert_int_equal(cpar_config_warn_unknown(cfg, cpar_controller_sections,
-                                              cpar_controller_traits),
-                     4);
+    assert_int_equal(
+        cpar_config_warn_unknown(cfg, cpar_controller_sections, cpar_controller_traits), 4);
     free(cfgt_stderr_end());
     /* every trait listed belongs to a section listed for checking */
     for (size_t i = 0; cpar_controller_traits[i]; i++) {
@@ -335,10 +336,10 @@ static void test_controller_lists(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_set_get_steal),        cmocka_unit_test(test_precedence_in_store),
+        cmocka_unit_test(test_set_get_steal),         cmocka_unit_test(test_precedence_in_store),
         cmocka_unit_test(test_same_source_last_wins), cmocka_unit_test(test_foreach_order),
-        cmocka_unit_test(test_typed_reads),          cmocka_unit_test(test_text_sources_convert),
-        cmocka_unit_test(test_pick_section),         cmocka_unit_test(test_warn_unknown),
+        cmocka_unit_test(test_typed_reads),           cmocka_unit_test(test_text_sources_convert),
+        cmocka_unit_test(test_pick_section),          cmocka_unit_test(test_warn_unknown),
         cmocka_unit_test(test_controller_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -155,8 +155,7 @@ static void test_load_good_logs_and_unloads(void **state)
     use_path(fixtures);
     h = host_new(NULL, NULL);
     capture_start();
-    assert_int_equal(cpar_plughost_load(h, CPAR_KIND_DBBACKEND, "good", &inst, err, sizeof err),
-                     0);
+    assert_int_equal(cpar_plughost_load(h, CPAR_KIND_DBBACKEND, "good", &inst, err, sizeof err), 0);
     log = capture_end();
     assert_string_equal(err, "");
     assert_non_null(inst);
@@ -189,22 +188,21 @@ static void test_config_reaches_plugin(void **state)
 
     (void)state;
     assert_non_null(cfg);
-    assert_int_equal(cpar_config_set(cfg, "Good", "text", json_string("hello"), CPAR_SRC_CLI,
-                                     "--Good.text"), 0);
-    assert_int_equal(cpar_config_set(cfg, "Good", "count", json_integer(7), CPAR_SRC_CLI,
-                                     "--Good.count"), 0);
-    assert_int_equal(cpar_config_set(cfg, "Good", "ratio", json_real(0.5), CPAR_SRC_CLI,
-                                     "--Good.ratio"), 0);
-    assert_int_equal(cpar_config_set(cfg, "Good", "flag", json_true(), CPAR_SRC_CLI,
-                                     "--Good.flag"), 0);
-    assert_int_equal(cpar_config_set(cfg, "Good", "obj",
-                                     json_pack("{s:[i,s]}", "a", 1, "\xc3\xa9"), CPAR_SRC_CLI,
-                                     "--Good.obj"), 0);
+    assert_int_equal(
+        cpar_config_set(cfg, "Good", "text", json_string("hello"), CPAR_SRC_CLI, "--Good.text"), 0);
+    assert_int_equal(
+        cpar_config_set(cfg, "Good", "count", json_integer(7), CPAR_SRC_CLI, "--Good.count"), 0);
+    assert_int_equal(
+        cpar_config_set(cfg, "Good", "ratio", json_real(0.5), CPAR_SRC_CLI, "--Good.ratio"), 0);
+    assert_int_equal(cpar_config_set(cfg, "Good", "flag", json_true(), CPAR_SRC_CLI, "--Good.flag"),
+                     0);
+    assert_int_equal(cpar_config_set(cfg, "Good", "obj", json_pack("{s:[i,s]}", "a", 1, "\xc3\xa9"),
+                                     CPAR_SRC_CLI, "--Good.obj"),
+                     0);
     use_path(fixtures);
     h = host_new(cfg, NULL);
     capture_start();
-    assert_int_equal(cpar_plughost_load(h, CPAR_KIND_DBBACKEND, "good", &inst, err, sizeof err),
-                     0);
+    assert_int_equal(cpar_plughost_load(h, CPAR_KIND_DBBACKEND, "good", &inst, err, sizeof err), 0);
     cpar_plughost_free(h); /* unloads what is still loaded, fini included */
     log = capture_end();
     assert_contains(log, "dbbackend/good: init text=hello count=7 ratio=0.5 flag=1 "
@@ -247,9 +245,9 @@ static void test_fixtures_rejected(void **state)
 
         snprintf(want, sizeof want, "%s/cpar_%s_%s.so: rejected: %s", fixtures,
                  cpar_kind_name(cases[i].kind), cases[i].name, cases[i].reason);
-        assert_int_equal(cpar_plughost_load(h, cases[i].kind, cases[i].name, &inst, err,
-                                            sizeof err),
-                         cases[i].rc);
+        assert_int_equal(
+            cpar_plughost_load(h, cases[i].kind, cases[i].name, &inst, err, sizeof err),
+            cases[i].rc);
         assert_string_equal(err, want);
         assert_null(inst);
     }
@@ -265,8 +263,7 @@ static void test_garbage_rejected(void **state)
     (void)state;
     use_path(fixtures);
     h = host_new(NULL, NULL);
-    snprintf(want, sizeof want, "%s/cpar_dbbackend_garbage.so: rejected: cannot load: ",
-             fixtures);
+    snprintf(want, sizeof want, "%s/cpar_dbbackend_garbage.so: rejected: cannot load: ", fixtures);
     assert_int_equal(cpar_plughost_load(h, CPAR_KIND_DBBACKEND, "garbage", &inst, err, sizeof err),
                      CPAR_EIO);
     assert_memory_equal(err, want, strlen(want));
@@ -390,8 +387,8 @@ static void test_search_precedence(void **state)
     cfg = cpar_config_new();
     assert_non_null(cfg);
     snprintf(want, sizeof want, "%s:%s", b, a);
-    assert_int_equal(cpar_config_set(cfg, "CParallel", "plugin_path", json_string(want),
-                                     CPAR_SRC_PY, "x"), 0);
+    assert_int_equal(
+        cpar_config_set(cfg, "CParallel", "plugin_path", json_string(want), CPAR_SRC_PY, "x"), 0);
     use_path(a);
     h = host_new(cfg, NULL);
     snprintf(want, sizeof want, "%s:%s:%s:", a, b, plugins);

@@ -54,9 +54,9 @@ int main(void)
     t0 = cpu_ns();
     for (int i = 0; i < N; i++) {
         cpar_msg_init(&msgs[i]);
-        check(cpar_session_build(&tx, &msgs[i], NULL, 0, "apply_request", NULL, meta, NULL, bufs,
-                                 2),
-              "build");
+        check(
+            cpar_session_build(&tx, &msgs[i], NULL, 0, "apply_request", NULL, meta, NULL, bufs, 2),
+            "build");
     }
     report("build (header, 4 JSON parts, sign)", t0, N);
 

@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FOR_EACH_MESSAGE(i, e) \
-    for (size_t i = 0; i < json_array_size(wt_messages()) && ((e) = json_array_get(wt_messages(), i)); i++)
+#define FOR_EACH_MESSAGE(i, e)                                                                     \
+    for (size_t i = 0;                                                                             \
+         i < json_array_size(wt_messages()) && ((e) = json_array_get(wt_messages(), i)); i++)
 
 static void fixture_session(cpar_session_t *s, const json_t *e)
 {
@@ -27,7 +28,8 @@ static void test_split(void **state)
 
     (void)state;
     cpar_msg_init(&m);
-    FOR_EACH_MESSAGE(i, e) {
+    FOR_EACH_MESSAGE(i, e)
+    {
         size_t nid = (size_t)json_integer_value(json_object_get(e, "nidents"));
         size_t nbuf = (size_t)json_integer_value(json_object_get(e, "nbuffers"));
         cpar_bytes_t d;
@@ -55,7 +57,8 @@ static void test_verify_genuine(void **state)
 
     (void)state;
     cpar_msg_init(&m);
-    FOR_EACH_MESSAGE(i, e) {
+    FOR_EACH_MESSAGE(i, e)
+    {
         cpar_session_t s;
         const char *why = "unset";
 
@@ -83,7 +86,8 @@ static void test_verify_tampered(void **state)
 
     (void)state;
     cpar_msg_init(&m);
-    FOR_EACH_MESSAGE(i, e) {
+    FOR_EACH_MESSAGE(i, e)
+    {
         cpar_session_t s;
 
         fixture_session(&s, e);
@@ -156,7 +160,8 @@ static void test_verify_unsigned_message(void **state)
     (void)state;
     cpar_msg_init(&m);
     cpar_msg_init(&t);
-    FOR_EACH_MESSAGE(i, e) {
+    FOR_EACH_MESSAGE(i, e)
+    {
         cpar_session_t s;
         const char *why = NULL;
 
@@ -186,7 +191,8 @@ static void test_verify_duplicate(void **state)
 
     (void)state;
     cpar_msg_init(&m);
-    FOR_EACH_MESSAGE(i, e) {
+    FOR_EACH_MESSAGE(i, e)
+    {
         cpar_session_t s;
         const char *why = NULL;
 
@@ -216,7 +222,8 @@ static void test_unsigned_session_accepts_all(void **state)
     assert_int_equal(cpar_session_init(&s, "", NULL, NULL, NULL), 0);
     assert_int_equal(s.keylen, 0);
     assert_int_equal(s.siglen, 0);
-    FOR_EACH_MESSAGE(i, e) {
+    FOR_EACH_MESSAGE(i, e)
+    {
         load(e, &m);
         assert_int_equal(cpar_session_verify(&s, &m, NULL), 0);
         assert_int_equal(cpar_session_verify(&s, &m, NULL), 0);
@@ -243,7 +250,8 @@ static void test_sign_matches_python(void **state)
 
     (void)state;
     cpar_msg_init(&m);
-    FOR_EACH_MESSAGE(i, e) {
+    FOR_EACH_MESSAGE(i, e)
+    {
         cpar_session_t s;
         const char *expect = wt_str(e, "signature");
         char *got;
@@ -276,8 +284,10 @@ static void test_parse(void **state)
 
     (void)state;
     cpar_msg_init(&m);
-    FOR_EACH_MESSAGE(i, e) {
-        json_t *parts = json_object_get(e, "parts"), *parent_id = json_object_get(e, "parent_msg_id");
+    FOR_EACH_MESSAGE(i, e)
+    {
+        json_t *parts = json_object_get(e, "parts"),
+               *parent_id = json_object_get(e, "parent_msg_id");
         json_t **got[4];
         int64_t us = 0;
 
@@ -301,7 +311,8 @@ static void test_parse(void **state)
         got[3] = &m.content;
         for (int p = 0; p < 4; p++) {
             if (!json_equal(*got[p], json_array_get(parts, (size_t)p))) {
-                char *a = json_dumps(*got[p], 0), *b = json_dumps(json_array_get(parts, (size_t)p), 0);
+                char *a = json_dumps(*got[p], 0),
+                     *b = json_dumps(json_array_get(parts, (size_t)p), 0);
 
                 fail_msg("%s part %d: %s != %s", wt_str(e, "name"), p, a, b);
             }
@@ -324,8 +335,9 @@ static void test_non_ascii_and_big_int(void **state)
     wt_load("execute_request.frames", &m);
     assert_int_equal(cpar_msg_parse(&m, CPAR_PARSE_ALL), 0);
     code = wt_str(m.content, "code");
-    assert_string_equal(code, "print('h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac"
-                              "\xe8\xaa\x9e \xf0\x9f\x98\x80')");
+    assert_string_equal(code,
+                        "print('h\xc3\xa9llo w\xc3\xb6rld \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac"
+                        "\xe8\xaa\x9e \xf0\x9f\x98\x80')");
     wt_load("routed_reply.frames", &m);
     assert_int_equal(cpar_msg_parse(&m, CPAR_PARSE_METADATA), 0);
     assert_true(json_is_integer(json_object_get(m.metadata, "big")));

@@ -134,8 +134,22 @@ static void test_split_malformed(void **state)
 static void test_parse_rejects(void **state)
 {
     static const char *const bad[] = {
-        "[]", "[{}]", "1", "\"text\"", "null", "true", "", " ", "{", "{\"a\":}", "{} {}",
-        "{\"a\":1}x", "{'a':1}", "{\"a\":NaN}", "{\"a\":\"\xff\"}", "{\"a\":\"\xc3\"}",
+        "[]",
+        "[{}]",
+        "1",
+        "\"text\"",
+        "null",
+        "true",
+        "",
+        " ",
+        "{",
+        "{\"a\":}",
+        "{} {}",
+        "{\"a\":1}x",
+        "{'a':1}",
+        "{\"a\":NaN}",
+        "{\"a\":\"\xff\"}",
+        "{\"a\":\"\xc3\"}",
     };
     cpar_msg_t m;
 
@@ -307,8 +321,8 @@ static void test_copy(void **state)
     json_decref(h);
     assert_string_equal(cpar_msg_id(&src), "m1");
     assert_string_equal(cpar_msg_id(&dst), "m2");
-    assert_false(wt_frame_equal(&dst, dst.delim + CPAR_PART_HEADER, &src,
-                                src.delim + CPAR_PART_HEADER));
+    assert_false(
+        wt_frame_equal(&dst, dst.delim + CPAR_PART_HEADER, &src, src.delim + CPAR_PART_HEADER));
     assert_int_equal(cpar_msg_copy(&src, &src), CPAR_EINVAL);
     cpar_msg_fini(&dst);
     /* The source outlives the copy's frames and vice versa. */
@@ -352,7 +366,8 @@ static void test_json_dumps(void **state)
 
     (void)state;
     v = json_object();
-    json_object_set_new(v, "zeta", json_string("\xe6\x97\xa5\xe6\x9c\xac \xc3\xa9 \xf0\x9f\x98\x80"));
+    json_object_set_new(v, "zeta",
+                        json_string("\xe6\x97\xa5\xe6\x9c\xac \xc3\xa9 \xf0\x9f\x98\x80"));
     json_object_set_new(v, "alpha", json_integer(INT64_MAX));
     json_object_set_new(v, "min", json_integer(INT64_MIN));
     json_object_set_new(v, "mid", json_pack("[s, n, b, {}]", "a/b\"\\\n", 0));

@@ -16,12 +16,18 @@ static void test_init_schemes(void **state)
         const char *scheme;
         size_t siglen;
     } ok[] = {
-        {NULL, 64},          {"hmac-sha256", 64},   {"hmac-sha512", 128}, {"hmac-sha1", 40},
-        {"hmac-md5", 32},    {"hmac-sha224", 56},   {"hmac-sha384", 96},  {"hmac-sha3_256", 64},
+        {NULL, 64},          {"hmac-sha256", 64},    {"hmac-sha512", 128}, {"hmac-sha1", 40},
+        {"hmac-md5", 32},    {"hmac-sha224", 56},    {"hmac-sha384", 96},  {"hmac-sha3_256", 64},
         {"hmac-SHA256", 64}, {"hmac-sha3-512", 128},
     };
     static const char *const bad[] = {
-        "", "sha256", "hmac-", "hmac-nope", "hmac_sha256", "HMAC-sha256", "hmac-shake128",
+        "",
+        "sha256",
+        "hmac-",
+        "hmac-nope",
+        "hmac_sha256",
+        "HMAC-sha256",
+        "hmac-shake128",
         "hmac-sha256 ",
     };
     cpar_session_t s;
@@ -92,8 +98,8 @@ static void test_init_ids(void **state)
 
 static void test_header(void **state)
 {
-    static const char *const order[] = {"msg_id", "msg_type", "username", "session", "date",
-                                        "version"};
+    static const char *const order[] = {"msg_id",  "msg_type", "username",
+                                        "session", "date",     "version"};
     cpar_session_t s;
     json_t *h;
     const char *key;
@@ -106,7 +112,8 @@ static void test_header(void **state)
     assert_int_equal(cpar_session_init(&s, KEY, NULL, "sess-1", "bob"), 0);
     h = cpar_session_header(&s, "db_request");
     assert_non_null(h);
-    json_object_foreach(h, key, value) {
+    json_object_foreach(h, key, value)
+    {
         assert_true(i < 6);
         assert_string_equal(key, order[i]);
         assert_true(json_is_string(value));
@@ -155,9 +162,8 @@ static void test_build_verify(void **state)
     content = json_pack("{s:s, s:s}", "status", "ok", "text", "\xe6\x97\xa5\xe6\x9c\xac");
     meta = json_object();
     wt_append_str(&m, "stale");
-    assert_int_equal(cpar_session_build(&a, &m, idents, 2, "queue_reply", parent, meta, content,
-                                        bufs, 3),
-                     0);
+    assert_int_equal(
+        cpar_session_build(&a, &m, idents, 2, "queue_reply", parent, meta, content, bufs, 3), 0);
     assert_int_equal(m.delim, 2);
     assert_int_equal(m.n, 2 + 6 + 3);
     for (size_t i = 0; i < m.n; i++)
@@ -254,16 +260,16 @@ static void test_build_in_place(void **state)
     {
         cpar_bytes_t cid = {"\x00\x80\x00\x00\x29", 5};
 
-        assert_int_equal(cpar_session_build(&client, &m, &cid, 1, "queue_request", NULL, NULL,
-                                            NULL, NULL, 0),
-                         0);
+        assert_int_equal(
+            cpar_session_build(&client, &m, &cid, 1, "queue_request", NULL, NULL, NULL, NULL, 0),
+            0);
     }
     req_header = json_deep_copy(m.header);
     for (int round = 0; round < 3; round++) {
         id = cpar_msg_frame(&m, 0);
-        assert_int_equal(cpar_session_build(&hub, &m, &id, 1, "queue_reply", m.header, m.content,
-                                            NULL, &id, 1),
-                         0);
+        assert_int_equal(
+            cpar_session_build(&hub, &m, &id, 1, "queue_reply", m.header, m.content, NULL, &id, 1),
+            0);
         assert_int_equal(m.delim, 1);
         assert_memory_equal(cpar_msg_frame(&m, 0).data, "\x00\x80\x00\x00\x29", 5);
         assert_memory_equal(cpar_msg_frame(&m, m.n - 1).data, "\x00\x80\x00\x00\x29", 5);
@@ -401,12 +407,9 @@ static void test_replay_model(void **state)
 int wt_run_session_tests(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_init_schemes),
-        cmocka_unit_test(test_init_ids),
-        cmocka_unit_test(test_header),
-        cmocka_unit_test(test_build_verify),
-        cmocka_unit_test(test_build_in_place),
-        cmocka_unit_test(test_replay_eviction),
+        cmocka_unit_test(test_init_schemes),   cmocka_unit_test(test_init_ids),
+        cmocka_unit_test(test_header),         cmocka_unit_test(test_build_verify),
+        cmocka_unit_test(test_build_in_place), cmocka_unit_test(test_replay_eviction),
         cmocka_unit_test(test_replay_model),
     };
     return cmocka_run_group_tests_name("wire_session", tests, NULL, NULL);

@@ -100,9 +100,8 @@ static void roundtrip(const char *transport)
     cpar_msg_init(&back);
     cpar_msg_init(&orig);
 
-    assert_int_equal(cpar_session_build(&tx, &out, NULL, 0, "execute_request", NULL, NULL,
-                                        content, bufs, 3),
-                     0);
+    assert_int_equal(
+        cpar_session_build(&tx, &out, NULL, 0, "execute_request", NULL, NULL, content, bufs, 3), 0);
     assert_int_equal(cpar_msg_copy(&orig, &out), 0);
     assert_int_equal(cpar_msg_send(&out, p.dealer), 0);
     assert_int_equal(out.n, 0);
@@ -281,8 +280,8 @@ static void test_session_send(void **state)
     assert_int_equal(cpar_msg_parse(&req, CPAR_PARSE_HEADER), 0);
     id = cpar_msg_frame(&req, 0);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(cpar_session_send(&hub, p.router, &id, 1, "queue_reply", req.header,
-                                           NULL, content, NULL, 0),
+        assert_int_equal(cpar_session_send(&hub, p.router, &id, 1, "queue_reply", req.header, NULL,
+                                           content, NULL, 0),
                          0);
         assert_int_equal(recv_wait(&m, p.dealer, 0), 0);
         assert_int_equal(m.n, 6);
@@ -296,8 +295,8 @@ static void test_session_send(void **state)
     {
         json_t *arr = json_array();
 
-        assert_int_equal(
-            cpar_session_send(&hub, p.router, &id, 1, "x", NULL, arr, NULL, NULL, 0), CPAR_EINVAL);
+        assert_int_equal(cpar_session_send(&hub, p.router, &id, 1, "x", NULL, arr, NULL, NULL, 0),
+                         CPAR_EINVAL);
         json_decref(arr);
     }
 
@@ -312,8 +311,8 @@ static void test_session_send(void **state)
         CPAR_ENOENT);
     /* The socket still works afterwards. */
     id = cpar_msg_frame(&req, 0);
-    assert_int_equal(
-        cpar_session_send(&hub, p.router, &id, 1, "last", NULL, NULL, NULL, NULL, 0), 0);
+    assert_int_equal(cpar_session_send(&hub, p.router, &id, 1, "last", NULL, NULL, NULL, NULL, 0),
+                     0);
     assert_int_equal(recv_wait(&m, p.dealer, 0), 0);
     assert_int_equal(cpar_msg_parse(&m, CPAR_PARSE_HEADER), 0);
     assert_string_equal(cpar_msg_type(&m), "last");
@@ -332,10 +331,8 @@ static void test_session_send(void **state)
 int wt_run_zmq_tests(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_inproc),
-        cmocka_unit_test(test_roundtrip_tcp),
-        cmocka_unit_test(test_max_bytes),
-        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_roundtrip_inproc), cmocka_unit_test(test_roundtrip_tcp),
+        cmocka_unit_test(test_max_bytes),        cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_session_send),
     };
     return cmocka_run_group_tests_name("wire_zmq", tests, NULL, NULL);

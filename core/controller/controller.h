@@ -118,6 +118,8 @@ typedef struct ctl {
     cpar_map_t pending; /* msg_id -> ctl_pending_t */
     size_t unassigned;
 
+    struct stranded *stranded; /* dead engines' direct requests waiting for EngineError */
+
     cpar_msg_t in;      /* receive buffer reused for every message */
     int shutting_down;
     int exit_code;
@@ -181,6 +183,7 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
 void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e);
 void ctl_record_iopub(ctl_t *ctl, cpar_msg_t *m);
 void ctl_strand_engine(ctl_t *ctl, ctl_engine_t *e);
+void ctl_stranded_free_all(ctl_t *ctl);
 void ctl_pending_free(void *p);
 
 /* String list helpers */

@@ -246,6 +246,7 @@ static void ctl_free(ctl_t *ctl)
     if (ctl->plughost)
         cpar_plughost_free(ctl->plughost);
     ctl_engines_free(ctl);
+    ctl_stranded_free_all(ctl);
     cpar_map_fini(&ctl->pending, ctl_pending_free);
     cpar_msg_fini(&ctl->in);
     cpar_loop_timer_stop(ctl->loop, ctl->hb_timer);

@@ -285,6 +285,8 @@ void ctl_record_iopub(ctl_t *ctl, cpar_msg_t *m)
 /* ---- engine death ---- */
 
 typedef struct stranded {
+    struct stranded *next; /* in ctl->stranded, until it fires */
+    cpar_loop_timer_t *timer;
     ctl_t *ctl;
     char *uuid;
     int id;
@@ -307,12 +309,38 @@ static void header_cb(void *arg, const cpar_record_t *r)
     json_decref(h);
 }
 
+static void stranded_free(stranded_t *s)
+{
+    ctl_strlist_free(&s->ids);
+    free(s->uuid);
+    free(s);
+}
+
+void ctl_stranded_free_all(ctl_t *ctl)
+{
+    while (ctl->stranded) {
+        stranded_t *s = ctl->stranded;
+
+        ctl->stranded = s->next;
+        cpar_loop_timer_stop(ctl->loop, s->timer);
+        stranded_free(s);
+    }
+}
+
 /* registration_timeout after the engine died: its direct requests get EngineError records. */
 static void strand_fire(void *arg)
 {
     stranded_t *s = arg;
     ctl_t *ctl = s->ctl;
     char now[CPAR_ISO_LEN], evalue[600];
+
+    for (stranded_t **pp = &ctl->stranded; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    cpar_loop_timer_stop(ctl->loop, s->timer);
 
     for (size_t i = 0; i < s->ids.n; i++) {
         const char *msg_id = s->ids.v[i];
@@ -355,9 +383,7 @@ static void strand_fire(void *arg)
     if (s->ids.n)
         cpar_info("hub::%zu direct request(s) of dead engine %d failed with EngineError",
                   s->ids.n, s->id);
-    ctl_strlist_free(&s->ids);
-    free(s->uuid);
-    free(s);
+    stranded_free(s);
 }
 
 void ctl_strand_engine(ctl_t *ctl, ctl_engine_t *e)
@@ -382,7 +408,12 @@ void ctl_strand_engine(ctl_t *ctl, ctl_engine_t *e)
         pd->engine = NULL;
         ctl_strlist_push(&s->ids, pd->msg_id);
     }
-    if (cpar_loop_timer_once(ctl->loop, (uint64_t)ctl->set.registration_timeout_s * 1000,
-                             strand_fire, s) != 0)
+    s->timer = cpar_loop_timer_start(ctl->loop, (uint64_t)ctl->set.registration_timeout_s * 1000, 0,
+                                     strand_fire, s);
+    if (!s->timer) {
         strand_fire(s);
+        return;
+    }
+    s->next = ctl->stranded;
+    ctl->stranded = s;
 }

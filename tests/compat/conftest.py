@@ -83,6 +83,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.hookimpl(trylast=True)  # after pytest has torn down the session's fixtures
 def pytest_sessionfinish(session, exitstatus):
     leftovers = tl.leftover_children(getattr(session.config, "_cpar_preexisting", set()))
+    tl.kill_all_started()  # whatever is left of the process groups we made
     if leftovers:
         tl.kill_pids(list(leftovers))
         sys.stderr.write(

@@ -316,3 +316,46 @@ def test_two_clients_at_once(cluster, rc):
     finally:
         other.close(linger=0)
         cluster.clients.remove(other)
+
+
+def test_hub_record_keeps_outputs(cluster, rc):
+    """What an execute printed and returned is in the hub's record: another client sees it."""
+    e = rc[rc.ids[-1]]
+    code = "print('to stdout'); import sys; print('to stderr', file=sys.stderr); 6 * 7"
+    ar = e.execute(code, silent=False, block=False)
+    ar.get(timeout=10)
+    ar.wait_for_output(timeout=10)
+    bad = e.apply_async(lambda: {}["missing"])
+    with pytest.raises(error.RemoteError):
+        bad.get(timeout=10)
+    other = cluster.client()
+    try:
+        def fetch(msg_id):
+            # a Python hub records outputs asynchronously: poll until they are there
+            deadline = time.monotonic() + 5
+            while True:
+                ahr = other.get_result(msg_id)
+                try:
+                    ahr.get(timeout=10)
+                except error.RemoteError:
+                    pass
+                if ahr.stdout or ahr.error or time.monotonic() > deadline:
+                    return ahr
+                other.results.pop(msg_id, None)
+                other.metadata.pop(msg_id, None)
+                time.sleep(0.1)
+
+        ahr = fetch(ar.msg_ids[0])
+        reply = ahr.get(timeout=10)
+        assert reply.execute_result["data"]["text/plain"] == "42"
+        assert ahr.stdout == "to stdout\n"
+        assert ahr.stderr == "to stderr\n"
+        assert ahr.execute_input == code
+        ahr = fetch(bad.msg_ids[0])
+        with pytest.raises(error.RemoteError) as exc:
+            ahr.get(timeout=10)
+        assert exc.value.ename == "KeyError"
+        assert ahr.error["ename"] == "KeyError"
+    finally:
+        other.close(linger=0)
+        cluster.clients.remove(other)

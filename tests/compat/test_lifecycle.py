@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import stat
+import subprocess
 import time
 
 import pytest
@@ -164,3 +165,80 @@ def test_queue_status_forgets_dead_engines(make_cluster):
     procs[1].kill(signal.SIGKILL)
     assert _wait_gone(rc, 1, 15)
     assert rc.queue_status() == {"unassigned": 0}
+
+
+@pytest.mark.cpcontroller_only(
+    "the Python 7.1 hub stores the stranded record without result_metadata, and the 7.1 client "
+    "then fails parsing it (protocol doc, section 5.7)")
+def test_direct_request_of_dead_engine_gets_engineerror_record(make_cluster):
+    """After registration_timeout, the hub's record of a direct request that was running on an
+    engine that died says EngineError, and another client can fetch that."""
+    c = make_cluster(n_engines=2, controller_args=["--IPController.registration_timeout=2"])
+    rc = c.client()
+    rc.wait_for_engines(2, timeout=15)
+    victim = c.engine_by_id(rc, 0)
+    uuid0 = rc._engines[0]
+    ar = rc[0].apply_async(time.sleep, 10)
+    time.sleep(0.3)
+    victim.kill(signal.SIGKILL)
+    with pytest.raises(error.RemoteError) as exc:
+        ar.get(timeout=15)
+    assert exc.value.ename == "EngineError"
+    msg_id = ar.msg_ids[0]
+    other = c.client()
+    tl.wait_for(lambda: other.result_status([msg_id])["completed"] == [msg_id], 10,
+                what="the hub to fail the stranded request")
+    with pytest.raises(error.RemoteError) as exc:
+        other.result_status([msg_id], status_only=False)
+    assert exc.value.ename == "EngineError"
+    ahr = c.client().get_result(msg_id)
+    with pytest.raises(error.RemoteError) as exc:
+        ahr.get(timeout=10)
+    assert exc.value.ename == "EngineError"
+    assert ahr.engine_uuid == uuid0
+    qs = rc.queue_status()
+    assert set(qs) == {1, "unassigned"} and qs[1]["queue"] == 0
+
+
+def test_profile_name_and_cluster_id(tmp_path):
+    """--profile=NAME under IPYTHONDIR and a non-empty --cluster-id name the files as ipcontroller
+    does (security/ipcontroller-<id>-{client,engine}.json), and an engine given the same
+    profile and cluster id finds the controller."""
+    ipython_dir = tmp_path / "ipython"
+    env = tl._clean_env(str(ipython_dir))
+    log = tmp_path / "controller.log"
+    argv = tl.controller_command() + ["--profile=named", "--cluster-id", "abc-123",
+                                      "--log-level=10", "--ping=250", "--dictdb"]
+    security = ipython_dir / "profile_named" / "security"
+    client_json = security / "ipcontroller-abc-123-client.json"
+    engine_json = security / "ipcontroller-abc-123-engine.json"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(tmp_path), start_new_session=True)
+    tl._STARTED.append(proc)
+    engine = None
+    rc = None
+    try:
+        tl.wait_for(lambda: client_json.exists() and engine_json.exists() or proc.poll() is not None,
+                    15, what="connection files under profile_named")
+        assert proc.poll() is None, tl.tail(str(log))
+        assert not (security / "ipcontroller-client.json").exists()
+        engine = tl.Engine(str(ipython_dir / "profile_named"), str(tmp_path / "engine.log"), env,
+                           cluster_id="abc-123").start()
+        rc = ipp.Client(profile="named", ipython_dir=str(ipython_dir), cluster_id="abc-123",
+                        timeout=10)
+        rc.wait_for_engines(1, timeout=20)
+        assert rc[:].apply_sync(lambda: "ok") == ["ok"]
+    finally:
+        if rc is not None:
+            rc.close(linger=0)
+        if engine is not None:
+            engine.stop()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            status = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            tl.kill_group(proc, signal.SIGKILL)
+            status = proc.wait(5)
+    assert status == 0, tl.tail(str(log))
+    assert not client_json.exists() and not engine_json.exists()

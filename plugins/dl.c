@@ -69,14 +69,31 @@ cpar_dl_t *cpar_dl_open(const char *path)
 {
     lt_dladvise advise;
     lt_dlhandle h = NULL;
+    void *now;
 
     dl_errbuf[0] = '\0';
     if (!path || path[0] != '/') {
         dl_set_error(NULL, "not a full path");
         return NULL;
     }
+    /*
+     * Load it first with every symbol bound, so that a plugin with an unresolved reference is
+     * rejected here instead of killing the program at its first call: libltdl opens lazily,
+     * and then finds this already-relocated object.
+     */
+    now = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!now) {
+        struct stat st;
+
+        if (stat(path, &st) == 0) {
+            dl_set_error(path, dlerror());
+            return NULL;
+        }
+    }
     if (lt_dladvise_init(&advise) != 0) {
         dl_set_error(NULL, lt_dlerror());
+        if (now)
+            dlclose(now);
         return NULL;
     }
     if (lt_dladvise_local(&advise) == 0)
@@ -86,6 +103,8 @@ cpar_dl_t *cpar_dl_open(const char *path)
     if (!h && !dl_errbuf[0])
         dl_explain_open_failure(path, lt_dlerror());
     lt_dladvise_destroy(&advise);
+    if (now)
+        dlclose(now); /* libltdl holds its own reference now */
     return (cpar_dl_t *)h;
 }
 

@@ -29,7 +29,7 @@ done
 [ -f "$profile/security/ipcontroller-engine.json" ] || { cat "$work/controller.log"; exit 1; }
 echo "cpcontroller is up (pid ${pids[0]})"
 for i in $(seq "$engines"); do
-  /usr/bin/python3 -m ipyparallel.engine --profile-dir "$profile" --log-level=WARNING \
+  /usr/bin/python3 -m ipyparallel.engine --profile-dir "$profile" --log-level=WARN \
     2>"$work/engine$i.log" &
   pids+=($!)
 done

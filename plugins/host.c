@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cparallel/dbbackend.h>
+#include <cparallel/scheduler.h>
 
 #include "dl.h"
 #include "util/clock.h"
@@ -597,7 +598,11 @@ static int check_ops(const cpar_plugin_t *d, char *why, size_t whylen)
             return CPAR_EABI;
         }
     }
-    /* The scheduler and launcher ABIs have no required operations yet. */
+    if (d->kind == CPAR_KIND_SCHEDULER && !((const cpar_scheduler_t *)d)->choose) {
+        host_err(why, whylen, "missing operation 'choose'");
+        return CPAR_EABI;
+    }
+    /* The launcher ABI has no required operations yet. */
     return 0;
 }
 
@@ -945,4 +950,14 @@ int cpar_plughost_list(cpar_plughost_t *h, FILE *out)
     }
     free(seen);
     return rejected;
+}
+
+size_t cpar_plughost_sections(const cpar_plughost_t *host, const char **out, size_t max)
+{
+    size_t n = 0;
+
+    for (const cpar_plugin_inst_t *i = host->insts; i; i = i->next)
+        for (const char *const *s = i->desc->config_sections; s && *s && n < max; s++)
+            out[n++] = *s;
+    return n;
 }

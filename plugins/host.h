@@ -83,6 +83,12 @@ int cpar_plughost_load(cpar_plughost_t *host, cpar_kind_t kind, const char *name
  */
 void cpar_plughost_unload(cpar_plughost_t *host, cpar_plugin_inst_t *inst);
 
+/*
+ * The config sections the loaded plugins declared (cpar_plugin_t.config_sections), up to `max`,
+ * into out[]; returns how many. The strings belong to the plugins: valid until they unload.
+ */
+size_t cpar_plughost_sections(const cpar_plughost_t *host, const char **out, size_t max);
+
 /* The descriptor (points into the loaded object; valid until unload), its state, its file. */
 const cpar_plugin_t *cpar_plugin_desc(const cpar_plugin_inst_t *inst);
 void *cpar_plugin_state(const cpar_plugin_inst_t *inst);

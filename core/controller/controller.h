@@ -15,6 +15,7 @@
 #include "loop/loop.h"
 #include "plugins/db.h"
 #include "plugins/host.h"
+#include "plugins/sched.h"
 #include "util/map.h"
 #include "wire/wire.h"
 
@@ -40,7 +41,8 @@ typedef enum ctl_chan {
 /* A request the hub is tracking until its reply (direct requests and, later, tasks). */
 typedef struct ctl_pending {
     char *msg_id;
-    struct ctl_engine *engine; /* NULL while a task is unassigned */
+    struct ctl_engine *engine; /* where it runs; NULL when unassigned or the engine died */
+    int assigned;              /* a task given to an engine (else counted in ctl->unassigned) */
     int is_task;
 } ctl_pending_t;
 
@@ -61,6 +63,9 @@ typedef struct ctl_engine {
     cpar_map_t queue;        /* pending direct msg_ids -> ctl_pending_t (owned by ctl->pending) */
     cpar_map_t tasks;        /* pending task msg_ids assigned here */
     ctl_strlist_t completed; /* finished msg_ids (not aborted) */
+    cpar_sched_engine_t se;  /* what the scheduler plugin sees */
+    int64_t lru_seq;         /* order of last assignment; new engines lowest */
+    int in_avail;            /* listed in ctl->avail */
 } ctl_engine_t;
 
 typedef struct ctl_settings {
@@ -117,6 +122,28 @@ typedef struct ctl {
     /* requests */
     cpar_map_t pending; /* msg_id -> ctl_pending_t */
     size_t unassigned;
+
+    /* task scheduler (tasks.c) */
+    cpar_sched_t *sched;
+    int64_t task_hwm;
+    cpar_map_t tasks;                /* msg_id -> ctl_task_t, until its final reply */
+    cpar_map_t done;                 /* msg_id -> done_t of recently finished tasks */
+    struct done **done_ring;         /* the same, oldest first, for eviction */
+    size_t done_ring_cap, done_ring_n, done_ring_head;
+    cpar_map_t dep_waiters;          /* unfinished msg_id -> ctl_strlist_t of waiting tasks */
+    cpar_sched_engine_t **avail;     /* engines under hwm, least recently assigned first */
+    size_t navail, capavail;
+    cpar_sched_engine_t **cand;      /* scratch for filtered candidates */
+    size_t ncand_cap;
+    struct ctl_task *ready_head, *ready_tail;
+    size_t nready;
+    int scanning, rescan;
+    int64_t lru_front, lru_back;
+    uint64_t task_seq;
+    struct stranded_tasks *stranded_tasks;
+
+    /* broadcast (bcast.c) */
+    cpar_map_t bcasts; /* original msg_id -> coalescing request waiting for replies */
 
     struct stranded *stranded; /* dead engines' direct requests waiting for EngineError */
 
@@ -178,9 +205,23 @@ void ctl_on_task_engine(void *arg);
 void ctl_on_bc_client(void *arg);
 void ctl_on_bc_engine(void *arg);
 
-/* Task records (records.c) */
+/* Task scheduler (tasks.c) */
+int ctl_tasks_init(ctl_t *ctl, char *err, size_t errlen);
+void ctl_tasks_fini(ctl_t *ctl);
+void ctl_tasks_engine_added(ctl_t *ctl, ctl_engine_t *e);
+void ctl_tasks_engine_removed(ctl_t *ctl, ctl_engine_t *e);
+void ctl_tasks_scan(ctl_t *ctl);
+
+/* Broadcast scheduler (bcast.c) */
+void ctl_bcast_engine_removed(ctl_t *ctl, ctl_engine_t *e);
+void ctl_bcast_fini(ctl_t *ctl);
+
+/* Task records (records.c). `e` NULL in ctl_record_request: a task not yet assigned; in
+ * ctl_record_reply: a reply the controller made (scheduler error, dead engine). */
 void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *queue);
 void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e);
+void ctl_record_assignment(ctl_t *ctl, const char *msg_id, ctl_engine_t *e);
+void ctl_record_unassign(ctl_t *ctl, const char *msg_id, ctl_engine_t *e);
 void ctl_record_iopub(ctl_t *ctl, cpar_msg_t *m);
 void ctl_strand_engine(ctl_t *ctl, ctl_engine_t *e);
 void ctl_stranded_free_all(ctl_t *ctl);

@@ -158,6 +158,7 @@ void ctl_finish_registration(ctl_t *ctl, ctl_engine_t *e, int notify)
         json_decref(content);
     }
     cpar_info("registration::finished registering engine %d (%s)", e->id, e->uuid);
+    ctl_tasks_engine_added(ctl, e);
     ctl_save_engine_state(ctl);
 }
 
@@ -174,6 +175,8 @@ void ctl_unregister_engine(ctl_t *ctl, ctl_engine_t *e, const char *why)
     content = json_pack("{s:i, s:s}", "id", e->id, "uuid", e->uuid);
     ctl_notify(ctl, "unregistration_notification", content, NULL);
     json_decref(content);
+    ctl_tasks_engine_removed(ctl, e);
+    ctl_bcast_engine_removed(ctl, e);
     ctl_strand_engine(ctl, e);
     engine_forget(ctl, e);
     ctl_save_engine_state(ctl);

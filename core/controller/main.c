@@ -64,7 +64,7 @@ static int read_ports(ctl_t *ctl)
     size_t i;
     json_t *p;
 
-    if (!v)
+    if (!v || json_is_null(v))
         return 0;
     if (json_is_array(v)) {
         ctl->set.ports = calloc(json_array_size(v) + 1, sizeof *ctl->set.ports);
@@ -156,6 +156,27 @@ static int read_key(ctl_t *ctl)
     return ctl->set.key ? 0 : CPAR_ENOMEM;
 }
 
+/* Settings ipcontroller has that cpcontroller accepts but does not act on: say so, once each. */
+static void warn_unsupported(const cpar_config_t *cfg)
+{
+    static const char *const unsupported[][2] = {
+        {"IPController", "engine_ip"},       {"IPController", "client_ip"},
+        {"IPController", "engine_transport"}, {"IPController", "client_transport"},
+        {"IPController", "engine_ports"},    {"IPController", "client_ports"},
+        {"IPController", "use_threads"},     {"BaseParallelApplication", "log_to_file"},
+        {"BaseParallelApplication", "log_url"}, {"BaseParallelApplication", "clean_logs"},
+        {"BaseParallelApplication", "work_dir"}, {"BaseIPythonApplication", "extra_config_file"},
+    };
+
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        const char *origin = cpar_config_origin(cfg, unsupported[i][0], unsupported[i][1]);
+
+        if (origin)
+            cpar_warn("%s.%s (from %s) is not supported by cpcontroller and has no effect",
+                      unsupported[i][0], unsupported[i][1], origin);
+    }
+}
+
 static int read_settings(ctl_t *ctl)
 {
     const cpar_config_t *cfg = ctl->cfg;
@@ -166,7 +187,20 @@ static int read_settings(ctl_t *ctl)
     if (gethostname(host, sizeof host) != 0)
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
-    s->cluster_id = dup_or(cfg, "BaseParallelApplication", "cluster_id", "");
+    const char *id_section =
+        cpar_config_pick_section(cfg, cpar_controller_app_sections, "cluster_id");
+    int curve = 0;
+    const char *env_curve = getenv("IPP_ENABLE_CURVE");
+
+    if ((cpar_config_bool(cfg, "IPController", "enable_curve", &curve) == 0 && curve) ||
+        (env_curve && strcmp(env_curve, "1") == 0)) {
+        cpar_error("CURVE encryption (IPController.enable_curve / IPP_ENABLE_CURVE) is not "
+                   "supported by cpcontroller; refusing to start without it");
+        return CPAR_ECONFIG;
+    }
+    warn_unsupported(cfg);
+    s->cluster_id = dup_or(cfg, id_section ? id_section : "BaseParallelApplication", "cluster_id",
+                           "");
     s->ip = dup_or(cfg, "IPController", "ip", "127.0.0.1");
     s->location = dup_or(cfg, "IPController", "location", host);
     s->transport = dup_or(cfg, "IPController", "transport", "tcp");
@@ -211,6 +245,19 @@ static int read_settings(ctl_t *ctl)
     return read_key(ctl);
 }
 
+/* Once the plugins are loaded, everything neither the controller nor a plugin reads is a typo. */
+static void warn_unknown_settings(ctl_t *ctl)
+{
+    const char *sections[128];
+    size_t n = 0;
+
+    for (const char *const *s = cpar_controller_sections; *s && n < 64; s++)
+        sections[n++] = *s;
+    n += cpar_plughost_sections(ctl->plughost, sections + n, 127 - n);
+    sections[n] = NULL;
+    cpar_config_warn_unknown(ctl->cfg, sections, cpar_controller_traits);
+}
+
 static void on_stop_signal(void *arg, int signo)
 {
     ctl_t *ctl = arg;
@@ -241,12 +288,14 @@ static void ctl_free(ctl_t *ctl)
 {
     ctl_settings_t *s = &ctl->set;
 
+    ctl_tasks_fini(ctl);
+    ctl_bcast_fini(ctl);
+    ctl_stranded_free_all(ctl);
     if (ctl->db)
         cpar_db_close(ctl->plughost, ctl->db);
     if (ctl->plughost)
         cpar_plughost_free(ctl->plughost);
     ctl_engines_free(ctl);
-    ctl_stranded_free_all(ctl);
     cpar_map_fini(&ctl->pending, ctl_pending_free);
     cpar_msg_fini(&ctl->in);
     cpar_loop_timer_stop(ctl->loop, ctl->hb_timer);
@@ -299,10 +348,11 @@ static int run(ctl_t *ctl, int list_plugins)
         cpar_error("cannot open the task database: %s", err);
         return 1;
     }
-    if (strcmp(ctl->set.scheme_name, "leastload") != 0)
-        cpar_warn("TaskScheduler.scheme_name '%s': load-balanced scheduling is not available "
-                  "in this build yet",
-                  ctl->set.scheme_name);
+    if (ctl_tasks_init(ctl, err, sizeof err) != 0) {
+        cpar_error("cannot set up the task scheduler: %s", err);
+        return 1;
+    }
+    warn_unknown_settings(ctl);
     if ((rc = ctl_sockets_open(ctl)) != 0)
         return 1;
     if (ctl_connfiles_write(ctl) != 0)
@@ -356,6 +406,11 @@ int main(int argc, char **argv)
         cpar_config_free(ctl.cfg);
         return 2;
     }
+    if (cli.npositional > 0) {
+        fprintf(stderr, "cpcontroller: unexpected argument '%s' (see --help)\n", cli.positional[0]);
+        cpar_config_free(ctl.cfg);
+        return 2;
+    }
     if (cli.actions & (CPAR_ACT_HELP | CPAR_ACT_HELP_ALL)) {
         cpar_cli_help(cpar_controller_options, usage, stdout);
         cpar_config_free(ctl.cfg);
@@ -388,7 +443,6 @@ int main(int argc, char **argv)
         ctl_free(&ctl);
         return 2;
     }
-    cpar_config_warn_unknown(ctl.cfg, cpar_controller_sections, cpar_controller_traits);
     if (read_settings(&ctl) != 0) {
         ctl_free(&ctl);
         return 2;

@@ -64,11 +64,16 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
         return;
     }
     pd->engine = e;
+    pd->assigned = e != NULL;
+    pd->is_task = strcmp(queue, "task") == 0;
     if (cpar_map_puts(&ctl->pending, pd->msg_id, pd) != 0) {
         ctl_pending_free(pd);
         return;
     }
-    cpar_map_puts(&e->queue, pd->msg_id, pd);
+    if (e)
+        cpar_map_puts(&e->queue, pd->msg_id, pd);
+    else
+        ctl->unassigned++;
     if (!ctl->db)
         return;
 
@@ -80,7 +85,7 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
     rec.has_submitted = parse_date(json_object_get(m->header, "date"), &rec.submitted);
     session = json_object_get(m->header, "session");
     rec.client_uuid = json_is_string(session) ? (char *)json_string_value(session) : NULL;
-    rec.engine_uuid = e->uuid;
+    rec.engine_uuid = e ? e->uuid : NULL;
     rec.queue = (char *)queue;
     if (nbufs) {
         bufs = malloc(nbufs * sizeof *bufs);
@@ -118,7 +123,7 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
     ProtobufCBinaryData *bufs = NULL;
     ctl_pending_t *pd;
     cpar_record_t rec;
-    json_t *st;
+    json_t *st, *engine;
     int rc;
 
     if (cpar_msg_parse(m, CPAR_PARSE_PARENT | CPAR_PARSE_METADATA) != 0)
@@ -129,13 +134,15 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
     pd = cpar_map_gets(&ctl->pending, msg_id);
     if (!pd) /* not a request the hub tracks, or already finished (late or duplicate) */
         return;
-    cpar_map_dels(&e->queue, msg_id);
-    if (pd->engine && pd->engine != e)
-        cpar_map_dels(&pd->engine->queue, msg_id);
+    if (!pd->assigned)
+        ctl->unassigned--;
+    else if (pd->engine)
+        cpar_map_dels(pd->is_task ? &pd->engine->tasks : &pd->engine->queue, msg_id);
     st = json_object_get(m->metadata, "status");
     status = json_is_string(st) ? json_string_value(st) : "";
-    if (strcmp(status, "aborted") != 0)
+    if (e && strcmp(status, "aborted") != 0)
         ctl_strlist_push(&e->completed, msg_id);
+    engine = json_object_get(m->metadata, "engine");
 
     if (ctl->db) {
         cpar_record_init(&rec);
@@ -143,7 +150,9 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
         rec.result_header = frame_text(m, CPAR_PART_HEADER);
         rec.result_metadata = frame_text(m, CPAR_PART_METADATA);
         rec.result_content = frame_text(m, CPAR_PART_CONTENT);
-        rec.engine_uuid = e->uuid;
+        rec.engine_uuid = e                       ? e->uuid
+                          : json_is_string(engine) ? (char *)json_string_value(engine)
+                                                   : (char *)"";
         rec.has_started = parse_date(json_object_get(m->metadata, "started"), &rec.started);
         rec.has_completed = parse_date(json_object_get(m->header, "date"), &rec.completed);
         rec.has_received = 1;
@@ -177,6 +186,44 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
     /* Removed last: msg_id points into the pending entry until here. */
     cpar_map_dels(&ctl->pending, pd->msg_id);
     ctl_pending_free(pd);
+}
+
+void ctl_record_assignment(ctl_t *ctl, const char *msg_id, ctl_engine_t *e)
+{
+    ctl_pending_t *pd = cpar_map_gets(&ctl->pending, msg_id);
+    cpar_record_t rec;
+    int rc;
+
+    if (!pd)
+        return;
+    if (!pd->assigned)
+        ctl->unassigned--;
+    else if (pd->engine)
+        cpar_map_dels(&pd->engine->tasks, msg_id);
+    pd->assigned = 1;
+    pd->engine = e;
+    cpar_map_puts(&e->tasks, pd->msg_id, pd);
+    if (!ctl->db)
+        return;
+    cpar_record_init(&rec);
+    rec.msg_id = (char *)msg_id;
+    rec.engine_uuid = e->uuid;
+    if ((rc = cpar_db_update(ctl->db, &rec, CPAR_REC_ENGINE_UUID)) != 0)
+        db_log(ctl, "assigning", msg_id, rc);
+}
+
+void ctl_record_unassign(ctl_t *ctl, const char *msg_id, ctl_engine_t *e)
+{
+    ctl_pending_t *pd = cpar_map_gets(&ctl->pending, msg_id);
+
+    if (!pd || !pd->assigned)
+        return;
+    if (pd->engine)
+        cpar_map_dels(&pd->engine->tasks, msg_id);
+    (void)e;
+    pd->engine = NULL;
+    pd->assigned = 0;
+    ctl->unassigned++;
 }
 
 /* ---- iopub ---- */
@@ -392,6 +439,9 @@ void ctl_strand_engine(ctl_t *ctl, ctl_engine_t *e)
     const char *k;
     void *v;
 
+    for (size_t it = cpar_map_next(&e->tasks, 0, &k, NULL, &v); it;
+         it = cpar_map_next(&e->tasks, it, &k, NULL, &v))
+        ((ctl_pending_t *)v)->engine = NULL; /* the task scheduler settles these */
     if (e->queue.len == 0)
         return;
     s = calloc(1, sizeof *s);

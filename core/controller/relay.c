@@ -5,10 +5,6 @@
  * swapped between the client-side and the engine-side ROUTER. The hub's bookkeeping (task
  * records, per-engine queues) happens before a reply is forwarded, so a client that asks the
  * hub right after a reply finds it completed.
- *
- * The load-balanced and broadcast sockets are bound and advertised, but their scheduling comes
- * with the task scheduler; until then a request there is answered at once with an error reply
- * instead of waiting forever.
  */
 #include "controller.h"
 
@@ -142,69 +138,4 @@ void ctl_on_iopub(void *arg)
             ctl_unregister_engine(ctl, gone, "engine shut down");
     }
     cpar_msg_clear(&ctl->in);
-}
-
-/* Answer a request the controller cannot route yet with an error reply of the matching type. */
-static void refuse(ctl_t *ctl, ctl_chan_t chan, const char *what)
-{
-    for (int budget = 0; budget < RELAY_BUDGET; budget++) {
-        cpar_msg_t *m = &ctl->in;
-        int rc = ctl_recv(ctl, chan);
-        char reply_type[128];
-        const char *type;
-        cpar_bytes_t id;
-        json_t *content;
-        size_t n;
-
-        if (rc == CPAR_EAGAIN)
-            break;
-        if (rc)
-            continue;
-        type = cpar_msg_type(m);
-        n = strlen(type);
-        if (!is_request(type) || n - 8 + 7 > sizeof reply_type || cpar_msg_nidents(m) < 1)
-            continue;
-        snprintf(reply_type, sizeof reply_type, "%.*s_reply", (int)(n - 8), type);
-        content = cpar_error_content("NotImplementedError", what);
-        id = cpar_msg_frame(m, 0);
-        cpar_session_send(&ctl->session, ctl->sock[chan], &id, 1, reply_type, m->header, NULL,
-                          content, NULL, 0);
-        json_decref(content);
-        cpar_warn("%s request %s refused: %s", ctl_chan_name(chan), cpar_msg_id(m), what);
-    }
-    cpar_msg_clear(&ctl->in);
-}
-
-void ctl_on_task_client(void *arg)
-{
-    refuse(arg, CHAN_TASK_CLIENT, "load-balanced scheduling is not available in this build yet");
-}
-
-void ctl_on_bc_client(void *arg)
-{
-    refuse(arg, CHAN_BC_CLIENT, "broadcast scheduling is not available in this build yet");
-}
-
-/* Nothing is sent to engines on these yet, so anything arriving is unexpected. */
-static void drain_unexpected(ctl_t *ctl, ctl_chan_t chan)
-{
-    for (int budget = 0; budget < RELAY_BUDGET; budget++) {
-        int rc = ctl_recv(ctl, chan);
-
-        if (rc == CPAR_EAGAIN)
-            break;
-        if (rc == 0)
-            ctl_drop(ctl, chan, &ctl->in, "unexpected message");
-    }
-    cpar_msg_clear(&ctl->in);
-}
-
-void ctl_on_task_engine(void *arg)
-{
-    drain_unexpected(arg, CHAN_TASK_ENGINE);
-}
-
-void ctl_on_bc_engine(void *arg)
-{
-    drain_unexpected(arg, CHAN_BC_ENGINE);
 }

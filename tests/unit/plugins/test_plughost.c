@@ -230,6 +230,9 @@ static void test_fixtures_rejected(void **state)
         {CPAR_KIND_SCHEDULER, "nosym", CPAR_EABI, "no symbol cpar_scheduler_nosym_plugin"},
         {CPAR_KIND_SCHEDULER, "wrongkind", CPAR_EABI, "descriptor kind 2 is not scheduler"},
         {CPAR_KIND_DBBACKEND, "missingop", CPAR_EABI, "missing operation 'get_history'"},
+        {CPAR_KIND_SCHEDULER, "nochoose", CPAR_EABI, "missing operation 'choose'"},
+        {CPAR_KIND_DBBACKEND, "unresolved", CPAR_EIO,
+         "cannot load: undefined symbol: cpar_fixture_nowhere"},
         {CPAR_KIND_DBBACKEND, "failinit", CPAR_EIO, "init failed: CPAR_EIO: cannot open its store"},
     };
     cpar_plughost_t *h;
@@ -428,8 +431,8 @@ static void test_list_plugins(void **state)
     free(capture_end());
     assert_int_equal(fclose(f), 0);
 
-    /* eight broken fixtures and the file of an unknown kind */
-    assert_int_equal(rejected, 9);
+    /* nine broken fixtures and the file of an unknown kind */
+    assert_int_equal(rejected, 11);
     snprintf(line, sizeof line, "dbbackend/good 1.2.3 loaded %s - well-formed test fixture\n",
              good);
     assert_contains(out, line);

@@ -371,7 +371,8 @@ static void send_to_engine(ctl_t *ctl, ctl_task_t *t, ctl_engine_t *e)
 
     cpar_msg_init(&out);
     /* The kept frames are shared with the copy, not duplicated. */
-    if (cpar_msg_copy(&out, &t->msg) != 0 || cpar_msg_prepend_ident(&out, e->uuid, e->uuidlen) != 0 ||
+    if (cpar_msg_copy_frames(&out, &t->msg) != 0 ||
+        cpar_msg_prepend_ident(&out, e->uuid, e->uuidlen) != 0 ||
         cpar_msg_send(&out, ctl->sock[CHAN_TASK_ENGINE]) != 0)
         cpar_warn("task::cannot send %s to engine %d", t->msg_id, e->id);
     cpar_msg_fini(&out);
@@ -667,8 +668,9 @@ static void submit(ctl_t *ctl, cpar_msg_t *m)
         return;
     }
     t->ctl = ctl;
-    cpar_msg_init(&t->msg);
-    cpar_msg_copy(&t->msg, m);
+    /* The task takes the received message over; the receive buffer starts afresh. */
+    t->msg = *m;
+    cpar_msg_init(m);
     md = cpar_msg_frame(&t->msg, t->msg.delim + CPAR_PART_METADATA);
     t->st.msg_id = t->msg_id;
     t->st.metadata = md.data;

@@ -260,10 +260,8 @@ int cpar_msg_append_move(cpar_msg_t *m, zmq_msg_t *frame)
     return 0;
 }
 
-int cpar_msg_copy(cpar_msg_t *dst, const cpar_msg_t *src)
+int cpar_msg_copy_frames(cpar_msg_t *dst, const cpar_msg_t *src)
 {
-    json_t **sparts[4], **dparts[4];
-
     if (dst == src)
         return CPAR_EINVAL;
     cpar_msg_clear(dst);
@@ -280,15 +278,17 @@ int cpar_msg_copy(cpar_msg_t *dst, const cpar_msg_t *src)
     }
     dst->total = src->total;
     dst->delim = src->delim;
+    return 0;
+}
 
-    sparts[0] = (json_t **)&src->header;
-    sparts[1] = (json_t **)&src->parent;
-    sparts[2] = (json_t **)&src->metadata;
-    sparts[3] = (json_t **)&src->content;
-    dparts[0] = &dst->header;
-    dparts[1] = &dst->parent;
-    dparts[2] = &dst->metadata;
-    dparts[3] = &dst->content;
+int cpar_msg_copy(cpar_msg_t *dst, const cpar_msg_t *src)
+{
+    json_t *const *sparts[4] = {&src->header, &src->parent, &src->metadata, &src->content};
+    json_t **dparts[4] = {&dst->header, &dst->parent, &dst->metadata, &dst->content};
+    int rc = cpar_msg_copy_frames(dst, src);
+
+    if (rc)
+        return rc;
     for (int i = 0; i < 4; i++) {
         if (!*sparts[i])
             continue;

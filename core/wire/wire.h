@@ -137,6 +137,8 @@ int cpar_msg_set_part(cpar_msg_t *m, int part, json_t *value);
  * position is kept and parsed parts are deep-copied, so dst can be changed without touching src.
  * 0, CPAR_ENOMEM (dst left empty), CPAR_EINVAL when dst == src. */
 int cpar_msg_copy(cpar_msg_t *dst, const cpar_msg_t *src);
+/* The same for the frames only (shared where zmq allows); dst has no parsed parts. */
+int cpar_msg_copy_frames(cpar_msg_t *dst, const cpar_msg_t *src);
 
 /* ---- sessions ---------------------------------------------------------------------------- */
 

@@ -3,7 +3,6 @@
 Estimates pi by Monte Carlo on every engine, checks the engines' answers against a local run of
 the same seeds, and shows a few other things a user does with a cluster.
 """
-import random
 import sys
 import time
 
@@ -11,6 +10,8 @@ import ipyparallel as ipp
 
 
 def hits(samples, seed):
+    import random
+
     rng = random.Random(seed)
     inside = 0
     for _ in range(samples):
@@ -31,14 +32,15 @@ def main():
 
     samples, chunks = 200_000, 4 * engines
     t0 = time.time()
-    ars = [rc[i % engines].apply_async(hits, samples, seed) for i, seed in enumerate(range(chunks))]
-    remote = [ar.get(timeout=120) for ar in ars]
+    lview = rc.load_balanced_view()
+    remote = lview.map_sync(hits, [samples] * chunks, range(chunks))
     elapsed = time.time() - t0
     local = [hits(samples, seed) for seed in range(chunks)]
     if remote != local:
         raise SystemExit(f"engines disagree with the local computation: {remote} != {local}")
     pi = 4.0 * sum(remote) / (samples * chunks)
-    print(f"pi ~= {pi:.5f} from {samples * chunks:,} samples on {engines} engines in {elapsed:.2f}s")
+    print(f"pi ~= {pi:.5f} from {samples * chunks:,} samples, load-balanced over {engines} "
+          f"engines in {elapsed:.2f}s")
 
     dv.scatter("xs", list(range(32)), block=True)
     dv.execute("partial = sum(x * x for x in xs)", block=True)

@@ -91,7 +91,8 @@ static void on_request(ctl_t *ctl, cpar_msg_t *m)
     size_t i;
     int coalescing;
 
-    if (cpar_msg_nidents(m) != 1 || cpar_msg_parse(m, CPAR_PARSE_METADATA) != 0 ||
+    if (cpar_msg_nidents(m) != 1 ||
+        cpar_msg_parse(m, CPAR_PARSE_HEADER | CPAR_PARSE_METADATA) != 0 ||
         !(orig = cpar_msg_id(m))) {
         ctl_drop(ctl, CHAN_BC_CLIENT, m, "malformed broadcast request");
         return;

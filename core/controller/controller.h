@@ -148,6 +148,10 @@ typedef struct ctl {
     struct stranded *stranded; /* dead engines' direct requests waiting for EngineError */
 
     cpar_msg_t in;      /* receive buffer reused for every message */
+    char in_type[128];  /* its header's msg_type and msg_id, scanned by ctl_recv */
+    char in_id[512];
+    char *scratch[3];   /* NUL-terminated copies of frames for records (records.c) */
+    size_t scratch_cap[3];
     int shutting_down;
     int exit_code;
 } ctl_t;

@@ -422,8 +422,10 @@ void ctl_on_query(void *arg)
 
         if (rc == CPAR_EAGAIN)
             break;
-        if (rc == 0)
+        if (rc == 0 && cpar_msg_parse(&ctl->in, CPAR_PARSE_HEADER) == 0)
             dispatch_query(ctl, &ctl->in);
+        else if (rc == 0)
+            ctl_drop(ctl, CHAN_QUERY, &ctl->in, "malformed header");
     }
     cpar_msg_clear(&ctl->in);
 }

@@ -298,6 +298,8 @@ static void ctl_free(ctl_t *ctl)
     ctl_engines_free(ctl);
     cpar_map_fini(&ctl->pending, ctl_pending_free);
     cpar_msg_fini(&ctl->in);
+    for (int i = 0; i < 3; i++)
+        free(ctl->scratch[i]);
     cpar_loop_timer_stop(ctl->loop, ctl->hb_timer);
     ctl_sockets_close(ctl);
     cpar_loop_free(ctl->loop);

@@ -22,6 +22,28 @@ void ctl_pending_free(void *p)
     free(pd);
 }
 
+/*
+ * A NUL-terminated view of a frame for a protobuf string field, in one of the controller's
+ * reusable scratch buffers (valid until the slot is used again): no allocation per message.
+ */
+static char *scratch_text(ctl_t *ctl, cpar_msg_t *m, int part, int slot)
+{
+    cpar_bytes_t b = cpar_msg_frame(m, m->delim + (size_t)part);
+
+    if (b.len + 1 > ctl->scratch_cap[slot]) {
+        size_t ncap = b.len + 1 < 256 ? 256 : b.len * 2;
+        char *nb = realloc(ctl->scratch[slot], ncap);
+
+        if (!nb)
+            return NULL;
+        ctl->scratch[slot] = nb;
+        ctl->scratch_cap[slot] = ncap;
+    }
+    memcpy(ctl->scratch[slot], b.data, b.len);
+    ctl->scratch[slot][b.len] = '\0';
+    return ctl->scratch[slot];
+}
+
 /* A NUL-terminated copy of a frame, for a protobuf string field. */
 static char *frame_text(cpar_msg_t *m, int part)
 {
@@ -35,29 +57,31 @@ static char *frame_text(cpar_msg_t *m, int part)
     return s;
 }
 
-static int parse_date(json_t *v, int64_t *us)
-{
-    return json_is_string(v) && cpar_iso_parse(json_string_value(v), 1, us) == 0;
-}
-
 static void db_log(ctl_t *ctl, const char *what, const char *msg_id, int rc)
 {
     cpar_warn("db::%s %s failed: %s%s%s", what, msg_id, cpar_strerror(rc),
               *cpar_db_error(ctl->db) ? ": " : "", cpar_db_error(ctl->db));
 }
 
+/* A top-level date field of a JSON part, as microseconds; 0 when absent or not a date. */
+static int scan_date(cpar_msg_t *m, int part, const char *key, int64_t *us)
+{
+    char text[64];
+
+    return cpar_msg_scan_str(m, part, key, text, sizeof text) == 0 &&
+           cpar_iso_parse(text, 1, us) == 0;
+}
+
 void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *queue)
 {
-    const char *msg_id = cpar_msg_id(m);
+    const char *msg_id = ctl->in_id;
+    char session[256];
     size_t nbufs = cpar_msg_nbuffers(m);
     ProtobufCBinaryData *bufs = NULL;
     ctl_pending_t *pd;
     cpar_record_t rec;
-    json_t *session;
     int rc;
 
-    if (!msg_id)
-        return;
     pd = calloc(1, sizeof *pd);
     if (!pd || !(pd->msg_id = strdup(msg_id))) {
         free(pd);
@@ -79,12 +103,14 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
 
     cpar_record_init(&rec);
     rec.msg_id = (char *)msg_id;
-    rec.header = frame_text(m, CPAR_PART_HEADER);
-    rec.metadata = frame_text(m, CPAR_PART_METADATA);
-    rec.content = frame_text(m, CPAR_PART_CONTENT);
-    rec.has_submitted = parse_date(json_object_get(m->header, "date"), &rec.submitted);
-    session = json_object_get(m->header, "session");
-    rec.client_uuid = json_is_string(session) ? (char *)json_string_value(session) : NULL;
+    rec.header = scratch_text(ctl, m, CPAR_PART_HEADER, 0);
+    rec.metadata = scratch_text(ctl, m, CPAR_PART_METADATA, 1);
+    rec.content = scratch_text(ctl, m, CPAR_PART_CONTENT, 2);
+    rec.has_submitted = scan_date(m, CPAR_PART_HEADER, "date", &rec.submitted);
+    rec.client_uuid = cpar_msg_scan_str(m, CPAR_PART_HEADER, "session", session,
+                                        sizeof session) == 0
+                          ? session
+                          : NULL;
     rec.engine_uuid = e ? e->uuid : NULL;
     rec.queue = (char *)queue;
     if (nbufs) {
@@ -111,25 +137,18 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
     if (rc)
         db_log(ctl, "adding", msg_id, rc);
     free(bufs);
-    free(rec.header);
-    free(rec.metadata);
-    free(rec.content);
 }
 
 void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
 {
-    const char *msg_id, *status = NULL;
+    char msg_id[512], status[32] = "", engine[256];
     size_t nbufs = cpar_msg_nbuffers(m);
     ProtobufCBinaryData *bufs = NULL;
     ctl_pending_t *pd;
     cpar_record_t rec;
-    json_t *st, *engine;
-    int rc;
+    int rc, has_engine;
 
-    if (cpar_msg_parse(m, CPAR_PARSE_PARENT | CPAR_PARSE_METADATA) != 0)
-        return;
-    msg_id = cpar_msg_parent_id(m);
-    if (!msg_id)
+    if (cpar_msg_scan_str(m, CPAR_PART_PARENT, "msg_id", msg_id, sizeof msg_id) != 0)
         return;
     pd = cpar_map_gets(&ctl->pending, msg_id);
     if (!pd) /* not a request the hub tracks, or already finished (late or duplicate) */
@@ -138,23 +157,20 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
         ctl->unassigned--;
     else if (pd->engine)
         cpar_map_dels(pd->is_task ? &pd->engine->tasks : &pd->engine->queue, msg_id);
-    st = json_object_get(m->metadata, "status");
-    status = json_is_string(st) ? json_string_value(st) : "";
+    cpar_msg_scan_str(m, CPAR_PART_METADATA, "status", status, sizeof status);
     if (e && strcmp(status, "aborted") != 0)
         ctl_strlist_push(&e->completed, msg_id);
-    engine = json_object_get(m->metadata, "engine");
+    has_engine = cpar_msg_scan_str(m, CPAR_PART_METADATA, "engine", engine, sizeof engine) == 0;
 
     if (ctl->db) {
         cpar_record_init(&rec);
         rec.msg_id = (char *)msg_id;
-        rec.result_header = frame_text(m, CPAR_PART_HEADER);
-        rec.result_metadata = frame_text(m, CPAR_PART_METADATA);
-        rec.result_content = frame_text(m, CPAR_PART_CONTENT);
-        rec.engine_uuid = e                       ? e->uuid
-                          : json_is_string(engine) ? (char *)json_string_value(engine)
-                                                   : (char *)"";
-        rec.has_started = parse_date(json_object_get(m->metadata, "started"), &rec.started);
-        rec.has_completed = parse_date(json_object_get(m->header, "date"), &rec.completed);
+        rec.result_header = scratch_text(ctl, m, CPAR_PART_HEADER, 0);
+        rec.result_metadata = scratch_text(ctl, m, CPAR_PART_METADATA, 1);
+        rec.result_content = scratch_text(ctl, m, CPAR_PART_CONTENT, 2);
+        rec.engine_uuid = e ? e->uuid : has_engine ? engine : (char *)"";
+        rec.has_started = scan_date(m, CPAR_PART_METADATA, "started", &rec.started);
+        rec.has_completed = scan_date(m, CPAR_PART_HEADER, "date", &rec.completed);
         rec.has_received = 1;
         rec.received = cpar_now_us();
         if (!rec.has_completed) {
@@ -179,11 +195,7 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
         if (rc)
             db_log(ctl, "completing", msg_id, rc);
         free(bufs);
-        free(rec.result_header);
-        free(rec.result_metadata);
-        free(rec.result_content);
     }
-    /* Removed last: msg_id points into the pending entry until here. */
     cpar_map_dels(&ctl->pending, pd->msg_id);
     ctl_pending_free(pd);
 }
@@ -191,8 +203,6 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
 void ctl_record_assignment(ctl_t *ctl, const char *msg_id, ctl_engine_t *e)
 {
     ctl_pending_t *pd = cpar_map_gets(&ctl->pending, msg_id);
-    cpar_record_t rec;
-    int rc;
 
     if (!pd)
         return;
@@ -202,14 +212,8 @@ void ctl_record_assignment(ctl_t *ctl, const char *msg_id, ctl_engine_t *e)
         cpar_map_dels(&pd->engine->tasks, msg_id);
     pd->assigned = 1;
     pd->engine = e;
+    /* The record learns its engine with the result (engine_uuid): one DB write per task less. */
     cpar_map_puts(&e->tasks, pd->msg_id, pd);
-    if (!ctl->db)
-        return;
-    cpar_record_init(&rec);
-    rec.msg_id = (char *)msg_id;
-    rec.engine_uuid = e->uuid;
-    if ((rc = cpar_db_update(ctl->db, &rec, CPAR_REC_ENGINE_UUID)) != 0)
-        db_log(ctl, "assigning", msg_id, rc);
 }
 
 void ctl_record_unassign(ctl_t *ctl, const char *msg_id, ctl_engine_t *e)
@@ -245,7 +249,7 @@ static void stream_cb(void *arg, const cpar_record_t *r)
 
 void ctl_record_iopub(ctl_t *ctl, cpar_msg_t *m)
 {
-    const char *type = cpar_msg_type(m), *msg_id;
+    const char *type = ctl->in_type, *msg_id;
     cpar_record_t rec;
     uint32_t fields = 0;
     char *owned = NULL;

@@ -49,10 +49,10 @@ static void client_to_engine(ctl_t *ctl, ctl_chan_t from, ctl_chan_t to, int tra
         target = cpar_msg_frame(m, 1);
         e = ctl_engine_by_uuid(ctl, target.data, target.len);
         if (track) {
-            if (e && e->registered && is_request(cpar_msg_type(m)))
+            if (e && e->registered && is_request(ctl->in_type))
                 ctl_record_request(ctl, m, e, "mux");
             else if (!e || !e->registered)
-                cpar_debug("relay::%s for an engine that is not registered", cpar_msg_type(m));
+                cpar_debug("relay::%s for an engine that is not registered", ctl->in_type);
         }
         cpar_msg_swap_idents(m);
         forward(ctl, to, m);
@@ -123,13 +123,12 @@ void ctl_on_iopub(void *arg)
             break;
         if (rc)
             continue;
-        type = cpar_msg_type(m);
+        type = ctl->in_type;
         if (strcmp(type, "shutdown_reply") == 0) {
-            json_t *session = json_object_get(m->header, "session");
+            char session[256];
 
-            if (json_is_string(session))
-                gone = ctl_engine_by_uuid(ctl, json_string_value(session),
-                                          json_string_length(session));
+            if (cpar_msg_scan_str(m, CPAR_PART_HEADER, "session", session, sizeof session) == 0)
+                gone = ctl_engine_by_uuid(ctl, session, strlen(session));
         } else if (strcmp(type, "status") != 0) {
             ctl_record_iopub(ctl, m);
         }

@@ -312,7 +312,8 @@ static void task_fail(ctl_t *ctl, ctl_task_t *t, const char *ename, const char *
     cpar_debug("task::%s failed: %s", msg_id, ename);
     ready_unlink(ctl, t);
     cpar_map_dels(&ctl->tasks, msg_id);
-    if (cpar_session_build(&ctl->session, &reply, &client, 1, "apply_reply", t->msg.header, NULL,
+    if (cpar_msg_parse(&t->msg, CPAR_PARSE_HEADER) == 0 &&
+        cpar_session_build(&ctl->session, &reply, &client, 1, "apply_reply", t->msg.header, NULL,
                            content, NULL, 0) == 0) {
         record_failure(ctl, t, &reply);
         if (cpar_msg_send(&reply, ctl->sock[CHAN_TASK_CLIENT]) != 0)
@@ -645,17 +646,38 @@ static int parse_metadata(ctl_task_t *t, json_t *md, const char **why)
     return 0;
 }
 
-/* A new request from a client on the task socket (ctl->in, verified, header parsed). */
+/* A metadata value that asks for nothing: absent, null, [], 0 or 0.0. */
+static int trivial(cpar_msg_t *m, const char *key)
+{
+    const char *v;
+    size_t n;
+    int rc = cpar_msg_scan(m, CPAR_PART_METADATA, key, &v, &n);
+
+    if (rc == CPAR_ENOENT)
+        return 1;
+    if (rc)
+        return 0;
+    return (n == 2 && memcmp(v, "[]", 2) == 0) || (n == 4 && memcmp(v, "null", 4) == 0) ||
+           (n == 1 && v[0] == '0') || (n == 3 && memcmp(v, "0.0", 3) == 0);
+}
+
+/* A new request from a client on the task socket (ctl->in, verified, header scanned). */
 static void submit(ctl_t *ctl, cpar_msg_t *m)
 {
-    const char *why = NULL, *msg_id;
+    const char *why = NULL, *msg_id = ctl->in_id;
     cpar_bytes_t md;
     ctl_task_t *t;
-    int rc;
+    int rc = 0, plain;
 
-    if (cpar_msg_nidents(m) != 1 || cpar_msg_parse(m, CPAR_PARSE_METADATA) != 0 ||
-        !(msg_id = cpar_msg_id(m))) {
+    if (cpar_msg_nidents(m) != 1) {
         ctl_drop(ctl, CHAN_TASK_CLIENT, m, "malformed task request");
+        return;
+    }
+    /* Most tasks ask for nothing special: then the metadata is never parsed. */
+    plain = trivial(m, "after") && trivial(m, "follow") && trivial(m, "targets") &&
+            trivial(m, "retries") && trivial(m, "timeout");
+    if (!plain && cpar_msg_parse(m, CPAR_PARSE_METADATA) != 0) {
+        ctl_drop(ctl, CHAN_TASK_CLIENT, m, "malformed task metadata");
         return;
     }
     if (cpar_map_gets(&ctl->tasks, msg_id) || cpar_map_gets(&ctl->done, msg_id)) {
@@ -683,7 +705,8 @@ static void submit(ctl_t *ctl, cpar_msg_t *m)
     }
     ctl_record_request(ctl, &t->msg, NULL, "task");
 
-    rc = parse_metadata(t, t->msg.metadata, &why);
+    if (!plain)
+        rc = parse_metadata(t, t->msg.metadata, &why);
     if (rc == CPAR_ENOMEM) {
         task_fail(ctl, t, "MemoryError", "out of memory");
         return;
@@ -770,11 +793,16 @@ static void requeue(ctl_t *ctl, ctl_task_t *t, const char *engine_uuid)
 /* The reply for a RUNNING task came back from `e` (NULL: its engine died). */
 static void handle_result(ctl_t *ctl, ctl_task_t *t, cpar_msg_t *m, ctl_engine_t *e)
 {
-    json_t *met = json_object_get(m->metadata, "dependencies_met");
-    const char *status = json_string_value(json_object_get(m->metadata, "status"));
-    int ok = status && strcmp(status, "ok") == 0;
-    int aborted = status && strcmp(status, "aborted") == 0;
-    char *msg_id;
+    char status[32] = "", *msg_id;
+    const char *v;
+    size_t vn;
+    int unmet = cpar_msg_scan(m, CPAR_PART_METADATA, "dependencies_met", &v, &vn) == 0 &&
+                vn == 5 && memcmp(v, "false", 5) == 0;
+    int ok, aborted;
+
+    cpar_msg_scan_str(m, CPAR_PART_METADATA, "status", status, sizeof status);
+    ok = strcmp(status, "ok") == 0;
+    aborted = strcmp(status, "aborted") == 0;
 
     if (e) {
         if (e->se.load)
@@ -783,8 +811,8 @@ static void handle_result(ctl_t *ctl, ctl_task_t *t, cpar_msg_t *m, ctl_engine_t
         avail_insert(ctl, e);
         cpar_sched_task_finished(ctl->sched, &t->st, &e->se, ok ? 0 : aborted ? 2 : 1);
     }
-    if (json_is_false(met) || (!ok && t->retries > 0)) {
-        if (!json_is_false(met))
+    if (unmet || (!ok && t->retries > 0)) {
+        if (!unmet)
             t->retries--;
         ctl_record_unassign(ctl, t->msg_id, e);
         requeue(ctl, t, t->engine_uuid);
@@ -818,24 +846,23 @@ void ctl_on_task_engine(void *arg)
         cpar_bytes_t src;
         ctl_engine_t *e;
         ctl_task_t *t;
-        const char *parent;
+        char parent[512];
 
         if (rc == CPAR_EAGAIN)
             break;
         if (rc)
             continue;
-        if (cpar_msg_nidents(m) != 2 || cpar_msg_parse(m, CPAR_PARSE_PARENT | CPAR_PARSE_METADATA)) {
+        if (cpar_msg_nidents(m) != 2 ||
+            cpar_msg_scan_str(m, CPAR_PART_PARENT, "msg_id", parent, sizeof parent) != 0) {
             ctl_drop(ctl, CHAN_TASK_ENGINE, m, "malformed task reply");
             continue;
         }
         src = cpar_msg_frame(m, 0);
         e = ctl_engine_by_uuid(ctl, src.data, src.len);
-        parent = cpar_msg_parent_id(m);
-        t = parent ? cpar_map_gets(&ctl->tasks, parent) : NULL;
+        t = cpar_map_gets(&ctl->tasks, parent);
         if (!e || !e->registered || !t || t->state != T_RUNNING || t->engine != e) {
             /* Late (after its engine was declared dead) or duplicate: already settled. */
-            cpar_debug("task::dropping a reply for %s that is already settled",
-                       parent ? parent : "?");
+            cpar_debug("task::dropping a reply for %s that is already settled", parent);
             continue;
         }
         handle_result(ctl, t, m, e);
@@ -912,7 +939,8 @@ static void strand_tasks_fire(void *arg)
         idents[0] = (cpar_bytes_t){s->uuid, strlen(s->uuid)};
         idents[1] = cpar_msg_frame(&t->msg, 0);
         cpar_msg_init(&reply);
-        if (cpar_session_build(&ctl->session, &reply, idents, 2, "apply_reply", t->msg.header, md,
+        if (cpar_msg_parse(&t->msg, CPAR_PARSE_HEADER) == 0 &&
+            cpar_session_build(&ctl->session, &reply, idents, 2, "apply_reply", t->msg.header, md,
                                content, NULL, 0) == 0)
             handle_result(ctl, t, &reply, NULL);
         cpar_msg_fini(&reply);

@@ -219,6 +219,25 @@ int cpar_session_send(cpar_session_t *s, void *sock, const cpar_bytes_t *idents,
  */
 json_t *cpar_error_content(const char *ename, const char *evalue);
 
+/* ---- scanning single fields (scan.c) ----------------------------------------------------- */
+
+/*
+ * Find the top-level `key` in the JSON object text s[0..n) without building a tree or allocating:
+ * (*val, *vlen) span the raw text of its value (a string keeps its quotes). The whole top level is
+ * walked, so text that is not one object there is refused. 0, CPAR_ENOENT (no such key) or
+ * CPAR_EPROTO (not an object).
+ */
+int cpar_json_scan(const char *s, size_t n, const char *key, const char **val, size_t *vlen);
+/*
+ * The same for a string value, decoded (escapes, \u with surrogate pairs) into buf as UTF-8 and
+ * NUL-terminated. CPAR_EINVAL when the value is not a string or holds a NUL, CPAR_E2BIG when it
+ * does not fit.
+ */
+int cpar_json_scan_str(const char *s, size_t n, const char *key, char *buf, size_t buflen);
+/* The two above on JSON part `part` (CPAR_PART_HEADER..CONTENT) of a split message. */
+int cpar_msg_scan(const cpar_msg_t *m, int part, const char *key, const char **val, size_t *vlen);
+int cpar_msg_scan_str(const cpar_msg_t *m, int part, const char *key, char *buf, size_t buflen);
+
 /* Compact JSON encoding (no spaces; UTF-8, no ASCII escaping, keys in insertion order) of any
  * JSON value. Jupyter writes ", " and ": " separators, but peers parse either, and signatures cover
  * the bytes as sent. malloc'd (free()); NULL on ENOMEM. */

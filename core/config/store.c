@@ -400,11 +400,10 @@ int cpar_config_foreach(const cpar_config_t *cfg, cpar_config_visit_cb cb, void 
 /* ---- unknown settings ------------------------------------------------------------------ */
 
 /* 0: section not listed; 1: any trait accepted; 2: traits checked one by one. */
-/* 1: the section is accepted whole (anywhere in the list), 2: trait by trait, 0: unknown. */
+/* The first listing of a section decides: 1 accepted whole, 2 trait by trait, 0 unknown. */
 static int section_mode(const char *const *sections, const char *section)
 {
     size_t len = strlen(section);
-    int mode = 0;
 
     for (size_t i = 0; sections && sections[i]; i++) {
         const char *s = sections[i];
@@ -414,9 +413,9 @@ static int section_mode(const char *const *sections, const char *section)
         if (s[len] == '\0')
             return 1;
         if (s[len] == '.' && s[len + 1] == '\0')
-            mode = 2;
+            return 2;
     }
-    return mode;
+    return 0;
 }
 
 static int trait_listed(const char *const *traits, const char *section, const char *key)

@@ -245,7 +245,11 @@ static int read_settings(ctl_t *ctl)
     return read_key(ctl);
 }
 
-/* Once the plugins are loaded, everything neither the controller nor a plugin reads is a typo. */
+/*
+ * Once the plugins are loaded, everything neither the controller nor a plugin reads is a typo.
+ * The controller's own sections come first, so their trait lists stay authoritative even when a
+ * plugin also names them; a plugin's sections of its own are accepted whole.
+ */
 static void warn_unknown_settings(ctl_t *ctl)
 {
     const char *sections[128];

@@ -45,7 +45,7 @@ const cpar_option_t cpar_controller_options[] = {
           "The ssh server engines should tunnel through."),
     ALIAS("ping", "HeartMonitor.period", "The heartbeat period, in milliseconds."),
     ALIAS("scheme", "TaskScheduler.scheme_name",
-          "The task scheduler: leastload, lru, plainrandom, weighted, twobin, pure, none."),
+          "The task scheduler: leastload, lru, plainrandom, weighted, twobin, pure, or a plugin name."),
     ALIAS("hwm", "TaskScheduler.hwm", "Outstanding tasks per engine (0: no limit)."),
     /* ipcontroller's flags */
     FLAG("usethreads", "IPController.use_threads", "true",
@@ -103,7 +103,8 @@ const char *const cpar_controller_traits[] = {
     "IPController.cluster_id", "IPController.work_dir", "IPController.log_to_file",
     "IPController.clean_logs", "IPController.log_url", "IPController.extra_config_file",
     "HeartMonitor.period", "HeartMonitor.max_heartmonitor_misses",
-    "TaskScheduler.scheme_name", "TaskScheduler.hwm",
+    "TaskScheduler.scheme_name", "TaskScheduler.hwm", "TaskScheduler.seed",
+    "TaskScheduler.dependency_window",
     "Session.key", "Session.keyfile", "Session.signature_scheme", "Session.session",
     "Session.username", "Session.secure",
     "ProfileDir.location",

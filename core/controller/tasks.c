@@ -31,6 +31,10 @@ typedef struct dep {
     char **ids;
     size_t n;
     int all, success, failure;
+    /* What is known of each dependency (DS_*) and where it ran: taken at submission and kept
+     * up to date as they finish, so a waiting task never depends on the finished-task window. */
+    int *st;
+    char **where;
 } dep_t;
 
 typedef struct ctl_task {
@@ -109,19 +113,41 @@ static int dep_status(ctl_t *ctl, const char *id, const char **engine)
     return cpar_map_gets(&ctl->tasks, id) ? DS_PENDING : DS_UNKNOWN;
 }
 
+/* Record what is known now of dependency i of d. */
+static void dep_note(ctl_t *ctl, dep_t *d, size_t i)
+{
+    const char *where = "";
+
+    d->st[i] = dep_status(ctl, d->ids[i], &where);
+    free(d->where[i]);
+    d->where[i] = strdup(where);
+}
+
+static int dep_snapshot(ctl_t *ctl, dep_t *d)
+{
+    if (d->n == 0)
+        return 0;
+    d->st = calloc(d->n, sizeof *d->st);
+    d->where = calloc(d->n, sizeof *d->where);
+    if (!d->st || !d->where)
+        return CPAR_ENOMEM;
+    for (size_t i = 0; i < d->n; i++)
+        dep_note(ctl, d, i);
+    return 0;
+}
+
 /* `on`: only count deps that finished on this engine (follow); NULL: anywhere. */
-static int dep_met(ctl_t *ctl, const dep_t *d, const char *on)
+static int dep_met(const dep_t *d, const char *on)
 {
     size_t hits = 0;
 
     if (d->n == 0)
         return 1;
     for (size_t i = 0; i < d->n; i++) {
-        const char *where = NULL;
-        int st = dep_status(ctl, d->ids[i], &where);
+        int st = d->st[i];
         int in = (d->success && st == DS_OK) || (d->failure && st == DS_FAIL);
 
-        if (in && on && strcmp(where, on) != 0)
+        if (in && on && (!d->where[i] || strcmp(d->where[i], on) != 0))
             in = 0;
         if (in)
             hits++;
@@ -131,14 +157,14 @@ static int dep_met(ctl_t *ctl, const dep_t *d, const char *on)
     return d->all ? 1 : hits > 0;
 }
 
-static int dep_unreachable(ctl_t *ctl, const dep_t *d)
+static int dep_unreachable(const dep_t *d)
 {
     size_t opposite = 0;
 
     if (d->n == 0)
         return 0;
     for (size_t i = 0; i < d->n; i++) {
-        int st = dep_status(ctl, d->ids[i], NULL);
+        int st = d->st[i];
         int opp = (!d->success && st == DS_OK) || (!d->failure && st == DS_FAIL);
 
         if (opp) {
@@ -275,6 +301,10 @@ static void task_free(ctl_t *ctl, ctl_task_t *t)
     cpar_msg_fini(&t->msg);
     strv_free(t->after.ids, t->after.n);
     strv_free(t->follow.ids, t->follow.n);
+    strv_free(t->after.where, t->after.where ? t->after.n : 0);
+    strv_free(t->follow.where, t->follow.where ? t->follow.n : 0);
+    free(t->after.st);
+    free(t->follow.st);
     strv_free(t->targets, t->n_targets);
     strv_free(t->blacklist, t->n_blacklist);
     free(t->engine_uuid);
@@ -363,7 +393,7 @@ static int may_run_on(ctl_t *ctl, const ctl_task_t *t, const ctl_engine_t *e)
         return 0;
     if (t->n_targets && !in_list(t->targets, t->n_targets, e->uuid))
         return 0;
-    return t->follow.n == 0 || dep_met(ctl, &t->follow, e->uuid);
+    return t->follow.n == 0 || dep_met(&t->follow, e->uuid);
 }
 
 static void send_to_engine(ctl_t *ctl, ctl_task_t *t, ctl_engine_t *e)
@@ -424,8 +454,8 @@ static int try_run(ctl_t *ctl, ctl_task_t *t)
             const char *first = NULL;
 
             for (size_t i = 0; i < t->follow.n; i++) {
-                const char *where = NULL;
-                int st = dep_status(ctl, t->follow.ids[i], &where);
+                const char *where = t->follow.where[i] ? t->follow.where[i] : "";
+                int st = t->follow.st[i];
 
                 if (!((t->follow.success && st == DS_OK) || (t->follow.failure && st == DS_FAIL)))
                     continue;
@@ -495,7 +525,7 @@ static void ready_push(ctl_t *ctl, ctl_task_t *t)
 /* A task whose `after` is met: run it, or queue it for an engine. */
 static void make_ready(ctl_t *ctl, ctl_task_t *t)
 {
-    if (t->follow.n && dep_unreachable(ctl, &t->follow)) {
+    if (t->follow.n && dep_unreachable(&t->follow)) {
         task_fail(ctl, t, "ImpossibleDependency", "");
         return;
     }
@@ -506,7 +536,8 @@ static void make_ready(ctl_t *ctl, ctl_task_t *t)
             return;
     }
     ready_push(ctl, t);
-    arm_timeout(ctl, t);
+    if (!t->timer) /* still counting from when it first had to wait, as ipyparallel does */
+        arm_timeout(ctl, t);
     if (ctl->nready > 1 && ctl->navail)
         ctl_tasks_scan(ctl);
 }
@@ -526,7 +557,7 @@ void ctl_tasks_scan(ctl_t *ctl)
         ctl->rescan = 0;
         for (ctl_task_t *t = ctl->ready_head, *next; t && ctl->navail; t = next) {
             next = t->next;
-            if (t->follow.n && dep_unreachable(ctl, &t->follow)) {
+            if (t->follow.n && dep_unreachable(&t->follow)) {
                 task_fail(ctl, t, "ImpossibleDependency", "");
                 ctl->rescan = 1;
                 break;
@@ -559,11 +590,23 @@ static void add_waiter(ctl_t *ctl, const char *dep, const char *waiter)
 static void watch_deps(ctl_t *ctl, ctl_task_t *t)
 {
     for (size_t i = 0; i < t->after.n; i++)
-        if (dep_status(ctl, t->after.ids[i], NULL) == DS_PENDING)
+        if (t->after.st[i] == DS_PENDING)
             add_waiter(ctl, t->after.ids[i], t->msg_id);
     for (size_t i = 0; i < t->follow.n; i++)
-        if (dep_status(ctl, t->follow.ids[i], NULL) == DS_PENDING)
+        if (t->follow.st[i] == DS_PENDING)
             add_waiter(ctl, t->follow.ids[i], t->msg_id);
+}
+
+/* `msg_id` just finished: note its outcome in t's dependencies. */
+static void note_finished(ctl_t *ctl, ctl_task_t *t, const char *msg_id)
+{
+    for (int k = 0; k < 2; k++) {
+        dep_t *d = k ? &t->follow : &t->after;
+
+        for (size_t i = 0; i < d->n; i++)
+            if (strcmp(d->ids[i], msg_id) == 0)
+                dep_note(ctl, d, i);
+    }
 }
 
 /* `msg_id` finished: re-check every task that waits on it. */
@@ -578,11 +621,12 @@ static void wake_dependents(ctl_t *ctl, const char *msg_id)
 
         if (!t || t->state == T_RUNNING)
             continue;
-        if (dep_unreachable(ctl, &t->after) || dep_unreachable(ctl, &t->follow)) {
+        note_finished(ctl, t, msg_id);
+        if (dep_unreachable(&t->after) || dep_unreachable(&t->follow)) {
             task_fail(ctl, t, "ImpossibleDependency", "");
             continue;
         }
-        if (t->state == T_BLOCKED && dep_met(ctl, &t->after, NULL))
+        if (t->state == T_BLOCKED && dep_met(&t->after, NULL))
             make_ready(ctl, t);
     }
     ctl_strlist_free(l);
@@ -722,23 +766,26 @@ static void submit(ctl_t *ctl, cpar_msg_t *m)
                   "choose another TaskScheduler.scheme_name to use them");
         return;
     }
+    if (dep_snapshot(ctl, &t->after) != 0 || dep_snapshot(ctl, &t->follow) != 0) {
+        task_fail(ctl, t, "MemoryError", "out of memory");
+        return;
+    }
     for (int k = 0; k < 2; k++) {
         const dep_t *d = k ? &t->follow : &t->after;
 
         for (size_t i = 0; i < d->n; i++) {
-            if (strcmp(d->ids[i], t->msg_id) == 0 ||
-                dep_status(ctl, d->ids[i], NULL) == DS_UNKNOWN) {
+            if (strcmp(d->ids[i], t->msg_id) == 0 || d->st[i] == DS_UNKNOWN) {
                 task_fail(ctl, t, "InvalidDependency", "");
                 return;
             }
         }
-        if (dep_unreachable(ctl, d)) {
+        if (dep_unreachable(d)) {
             task_fail(ctl, t, "ImpossibleDependency", "");
             return;
         }
     }
     watch_deps(ctl, t);
-    if (dep_met(ctl, &t->after, NULL))
+    if (dep_met(&t->after, NULL))
         make_ready(ctl, t);
     else
         arm_timeout(ctl, t);

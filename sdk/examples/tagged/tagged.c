@@ -288,9 +288,7 @@ static int tagged_choose(void *state, const cpar_sched_task_t *task,
     if (tag && tagged_least_loaded(engines, n, tag, choice))
         goto done;
     if (tag && tagged_busy(t, tag)) {
-        /* A negative code leaves the task waiting; the core logs this text. */
-        t->host->set_error(t->ctx, "task %s waits for a busy engine tagged '%s'", task->msg_id,
-                           tag);
+        /* CPAR_EAGAIN leaves the task waiting, quietly: it is offered again later. */
         rc = CPAR_EAGAIN;
         goto done;
     }

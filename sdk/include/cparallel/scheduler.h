@@ -61,8 +61,10 @@ typedef struct cpar_scheduler {
      * Required. Pick one of engines[0..n-1] (n >= 1) for `task` and store its index in *choice.
      * Every engine offered may take the task now (under hwm, not blacklisted, in targets,
      * `follow` met); they come in least-recently-assigned order (a newly registered engine
-     * first), which is what ipyparallel's schemes are defined on. Return 0, or a negative
-     * CPAR_E* code to leave the task waiting (the core logs the plugin's error text).
+     * first), which is what ipyparallel's schemes are defined on. Return 0; CPAR_EAGAIN to
+     * leave the task waiting, quietly (it is offered again when an engine frees up or a task
+     * finishes); or another negative CPAR_E* code, which also leaves it waiting but is logged as
+     * a warning with the plugin's error text.
      */
     int (*choose)(void *state, const cpar_sched_task_t *task, cpar_sched_engine_t *const *engines,
                   size_t n, size_t *choice);

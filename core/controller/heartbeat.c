@@ -92,11 +92,15 @@ void ctl_on_pong(void *arg)
         }
         id = cpar_msg_frame(m, 0);
         payload = cpar_msg_frame(m, 1);
+        e = ctl_engine_by_uuid(ctl, id.data, id.len);
         if (!matches(&payload, ctl->ping_cur) && !matches(&payload, ctl->ping_prev)) {
-            ctl_drop(ctl, CHAN_HB_PONG, m, "stale or unknown heartbeat");
+            /* A late beat of an engine we know (or knew) is no attack: say it quietly. */
+            if (e || cpar_map_get(&ctl->dead, id.data, id.len))
+                cpar_debug("heartbeat::late beat from %s", e ? e->uuid : "a departed engine");
+            else
+                ctl_drop(ctl, CHAN_HB_PONG, m, "stale or unknown heartbeat");
             continue;
         }
-        e = ctl_engine_by_uuid(ctl, id.data, id.len);
         if (!e)
             continue; /* a heart we do not (or no longer) know: ignore quietly */
         e->misses = 0;

@@ -907,8 +907,14 @@ void ctl_on_task_engine(void *arg)
         src = cpar_msg_frame(m, 0);
         e = ctl_engine_by_uuid(ctl, src.data, src.len);
         t = cpar_map_gets(&ctl->tasks, parent);
+        if (t && t->state == T_RUNNING && !t->engine && t->engine_uuid &&
+            strlen(t->engine_uuid) == src.len && memcmp(t->engine_uuid, src.data, src.len) == 0) {
+            /* Its engine was declared dead but the real answer came before the EngineError. */
+            handle_result(ctl, t, m, NULL);
+            continue;
+        }
         if (!e || !e->registered || !t || t->state != T_RUNNING || t->engine != e) {
-            /* Late (after its engine was declared dead) or duplicate: already settled. */
+            /* A duplicate, or later than the EngineError that settled it. */
             cpar_debug("task::dropping a reply for %s that is already settled", parent);
             continue;
         }

@@ -120,6 +120,24 @@ def cluster(request):
     _finish(c)
 
 
+@pytest.fixture(scope="class")
+def class_cluster(request):
+    """A controller started with the test class's CONTROLLER_ARGS (default: none) and ENGINES
+    engines (default 2), shared by the tests of that class (e.g. one class per scheduler scheme)."""
+    cls = request.cls
+    c = tl.Cluster(name=cls.__name__.lower()[:20],
+                   controller_args=list(getattr(cls, "CONTROLLER_ARGS", ())))
+    try:
+        c.start(n_engines=getattr(cls, "ENGINES", 2))
+    except BaseException:
+        report = c.report()
+        c.stop()
+        c.cleanup()
+        pytest.fail("cluster did not start:\n%s" % report)
+    yield c
+    _finish(c)
+
+
 @pytest.fixture
 def rc(cluster):
     """A fresh client of the module cluster (closed after the test)."""

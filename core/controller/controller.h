@@ -116,6 +116,7 @@ typedef struct ctl {
 
     /* heartbeat */
     cpar_loop_timer_t *hb_timer;
+    cpar_loop_timer_t *hb_quick;  /* re-pings while registrations wait for their first pong */
     char ping_cur[32], ping_prev[32];
     int64_t hb_start_us;
 
@@ -186,6 +187,9 @@ void ctl_handle_unregistration(ctl_t *ctl, cpar_msg_t *m);
 void ctl_finish_registration(ctl_t *ctl, ctl_engine_t *e, int notify);
 void ctl_unregister_engine(ctl_t *ctl, ctl_engine_t *e, const char *why);
 int ctl_heartbeat_start(ctl_t *ctl);
+void ctl_heartbeat_stop(ctl_t *ctl);
+/* A registration is waiting for its first pong: re-send the current ping soon and often. */
+void ctl_heartbeat_hurry(ctl_t *ctl);
 void ctl_on_pong(void *arg);
 /* Registered engines sorted by id; caller frees the array. */
 ctl_engine_t **ctl_engines_sorted(ctl_t *ctl, size_t *n);

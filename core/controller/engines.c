@@ -141,6 +141,7 @@ void ctl_handle_registration(ctl_t *ctl, cpar_msg_t *m)
                       info ? info : json_object());
     ctl_reply(ctl, m, "registration_reply", reply, NULL, 0);
     json_decref(reply);
+    ctl_heartbeat_hurry(ctl);
     cpar_info("registration::engine %d (%s) waiting for its first heartbeat", e->id, e->uuid);
 }
 

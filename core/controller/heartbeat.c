@@ -63,6 +63,45 @@ int ctl_heartbeat_start(ctl_t *ctl)
     return 0;
 }
 
+/*
+ * While an engine waits for its first pong, the current ping goes out again every
+ * QUICK_PING_MS: its registration finishes as soon as its heart is up instead of up to a whole
+ * period later (a repeat of the current ping is still the current ping for everyone else).
+ */
+#define QUICK_PING_MS 100
+
+static void hb_quick(void *arg)
+{
+    ctl_t *ctl = arg;
+    const char *k;
+    void *v;
+    int waiting = 0;
+
+    for (size_t it = cpar_map_next(&ctl->by_uuid, 0, &k, NULL, &v); it && !waiting;
+         it = cpar_map_next(&ctl->by_uuid, it, &k, NULL, &v))
+        waiting = !((ctl_engine_t *)v)->registered;
+    if (!waiting || !ctl->ping_cur[0]) {
+        cpar_loop_timer_stop(ctl->loop, ctl->hb_quick);
+        ctl->hb_quick = NULL;
+        return;
+    }
+    if (zmq_send(ctl->sock[CHAN_HB_PING], ctl->ping_cur, strlen(ctl->ping_cur), 0) < 0)
+        cpar_warn("heartbeat::cannot send ping: %s", zmq_strerror(zmq_errno()));
+}
+
+void ctl_heartbeat_hurry(ctl_t *ctl)
+{
+    if (!ctl->hb_quick && ctl->set.hb_period_ms > 2 * QUICK_PING_MS)
+        ctl->hb_quick = cpar_loop_timer_start(ctl->loop, QUICK_PING_MS, QUICK_PING_MS, hb_quick, ctl);
+}
+
+void ctl_heartbeat_stop(ctl_t *ctl)
+{
+    cpar_loop_timer_stop(ctl->loop, ctl->hb_timer);
+    cpar_loop_timer_stop(ctl->loop, ctl->hb_quick);
+    ctl->hb_timer = ctl->hb_quick = NULL;
+}
+
 static int matches(const cpar_bytes_t *b, const char *ping)
 {
     return ping[0] && b->len == strlen(ping) && memcmp(b->data, ping, b->len) == 0;

@@ -103,8 +103,8 @@ static void cli_connection_reply(lg_t *lg, json_t *content)
     }
     json_object_foreach(engines, key, uuid)
     {
-        lg_engine_t *e = json_is_string(uuid) ? cpar_map_gets(&lg->by_uuid, json_string_value(uuid))
-                                              : NULL;
+        lg_engine_t *e =
+            json_is_string(uuid) ? cpar_map_gets(&lg->by_uuid, json_string_value(uuid)) : NULL;
 
         if (e && e->up && strtol(key, NULL, 10) == e->id) {
             e->announced = 1;
@@ -229,8 +229,8 @@ static int cli_send_one(lg_t *lg)
     parts[2] = lg->opt.mode == LG_LB ? (cpar_bytes_t){cli_lb_md, sizeof cli_lb_md - 1}
                                      : (cpar_bytes_t){"{}", 2};
     parts[3] = (cpar_bytes_t){"{}", 2};
-    rc = lg_build(&lg->client, &lg->out, &target, slot->target >= 0 ? 1 : 0, parts, lg->req_bufs,
-                  3);
+    rc =
+        lg_build(&lg->client, &lg->out, &target, slot->target >= 0 ? 1 : 0, parts, lg->req_bufs, 3);
     if (rc == 0)
         rc = cpar_map_put(&lg->inflight, msg_id, idlen, slot, NULL);
     if (rc != 0)
@@ -250,10 +250,8 @@ void lg_client_fill(lg_t *lg)
             return;
         }
     }
-    if (lg->phase == PH_RUNNING && !cli_may_send(lg)) {
+    if (lg->phase == PH_RUNNING && !cli_may_send(lg))
         lg->phase = PH_DRAINING;
-        lg->t_stop_send = cpar_monotonic_us();
-    }
 }
 
 static void cli_latency(lg_t *lg, int64_t us)

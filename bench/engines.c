@@ -121,8 +121,10 @@ static void eng_note_gap(lg_engine_t *e, int64_t gap_us)
 {
     int64_t period_us = e->lg->hb_period_ms * 1000;
 
-    if (gap_us > e->max_gap_us)
+    if (gap_us > e->max_gap_us) {
         e->max_gap_us = gap_us;
+        e->max_gap_end_us = cpar_monotonic_us();
+    }
     if (period_us > 0 && 2 * gap_us > 3 * period_us)
         e->missed += (uint64_t)((gap_us + period_us / 2) / period_us - 1);
 }
@@ -211,8 +213,8 @@ static int eng_metadata(lg_engine_t *e, cpar_msg_t *m, char *out, size_t size)
     if (cpar_msg_parse(m, CPAR_PARSE_METADATA) != 0)
         return CPAR_EPROTO;
     req_md = m->metadata;
-    md = json_pack("{sssbssso*so*so*ss}", "started", date, "dependencies_met", 1, "engine",
-                   e->uuid, copied[0], json_incref(json_object_get(req_md, copied[0])), copied[1],
+    md = json_pack("{sssbssso*so*so*ss}", "started", date, "dependencies_met", 1, "engine", e->uuid,
+                   copied[0], json_incref(json_object_get(req_md, copied[0])), copied[1],
                    json_incref(json_object_get(req_md, copied[1])), copied[2],
                    json_incref(json_object_get(req_md, copied[2])), "status", "ok");
     if (!md)
@@ -268,8 +270,6 @@ static void eng_reply(lg_engine_t *e, cpar_msg_t *m)
         rc = cpar_msg_send(&lg->eout, e->shell);
     if (rc != 0)
         lg_fail(lg, "an engine could not send its reply");
-    else
-        e->served++;
 }
 
 static void eng_on_shell(void *arg)
@@ -425,8 +425,8 @@ int lg_engines_start(lg_t *lg)
 
         content = json_pack("{ss}", "uuid", e->uuid);
         e->reg_sent_us = cpar_monotonic_us();
-        rc = content ? cpar_session_send(&e->session, e->reg, NULL, 0, "registration_request",
-                                         NULL, NULL, content, NULL, 0)
+        rc = content ? cpar_session_send(&e->session, e->reg, NULL, 0, "registration_request", NULL,
+                                         NULL, content, NULL, 0)
                      : CPAR_ENOMEM;
         json_decref(content);
         if (rc != 0)

@@ -48,9 +48,9 @@ static const char usage[] =
     "  --events                also print {\"event\": ...} lines at each phase: registered,\n"
     "                          load_start (first request), measure_start, measure_end\n"
     "  --hold                  after the result line, keep the engines up (answering pings and\n"
-    "                          requests) until standard input is closed or a line is read, at\n"
-    "                          most --timeout seconds; so a caller can sample the controller\n"
-    "                          before the engines leave\n"
+    "                          requests) until a line arrives on standard input, at most\n"
+    "                          --timeout seconds; so a caller can sample the controller before\n"
+    "                          the engines leave\n"
     "\n"
     "Prints one JSON line with the results. Exit status: 0 done; 1 bad usage or setup; 2 the run\n"
     "stopped early (timeout, stall, controller gone); 3 the controller broke the protocol (bad\n"
@@ -96,7 +96,6 @@ static void lg_stop_sending(void *arg)
     if (lg->phase != PH_RUNNING)
         return;
     lg->phase = PH_DRAINING;
-    lg->t_stop_send = cpar_monotonic_us();
     lg_reply_done(lg);
 }
 
@@ -202,7 +201,8 @@ static void lg_hold_over(void *arg)
     cpar_loop_stop(lg->loop);
 }
 
-/* --hold: serve on until the caller is done with us (a line or EOF on stdin) or the timeout. */
+/* --hold: serve on until the caller is done with us (a line on stdin) or the timeout. The
+ * reactor polls stdin for POLLIN only, which a pipe's end of file alone does not raise. */
 static void lg_hold(lg_t *lg)
 {
     if (cpar_loop_add_fd(lg->loop, 0, lg_on_stdin, lg) != 0 ||
@@ -252,7 +252,7 @@ static void lg_report(lg_t *lg)
 {
     json_t *r = json_object();
     uint64_t missed = 0, pings = 0;
-    int64_t max_gap = 0, reg_max = 0;
+    int64_t max_gap = 0, max_gap_end = 0, reg_max = 0;
     uint32_t *reg = calloc((size_t)lg->opt.engines + 1, sizeof *reg);
     size_t nreg = 0;
     int problems;
@@ -263,8 +263,10 @@ static void lg_report(lg_t *lg)
 
         missed += e->missed;
         pings += e->pings;
-        if (e->max_gap_us > max_gap)
+        if (e->max_gap_us > max_gap) {
             max_gap = e->max_gap_us;
+            max_gap_end = e->max_gap_end_us;
+        }
         if (e->reg_reply_us && reg) {
             reg[nreg++] = (uint32_t)(e->reg_reply_us - e->reg_sent_us);
             if (e->reg_reply_us - e->reg_sent_us > reg_max)
@@ -274,9 +276,10 @@ static void lg_report(lg_t *lg)
     problems = lg->bad_sig || lg->misrouted || lg->unknown || lg->wrong_type || lg->eng_bad ||
                lg->reg_bad_period;
 
-    lg_set(r, "mode", json_string(lg->opt.mode == LG_DIRECT ? "direct"
-                                  : lg->opt.mode == LG_LB   ? "lb"
-                                                            : "registration"));
+    lg_set(r, "mode",
+           json_string(lg->opt.mode == LG_DIRECT ? "direct"
+                       : lg->opt.mode == LG_LB   ? "lb"
+                                                 : "registration"));
     lg_set(r, "engines", json_integer(lg->opt.engines));
     lg_set(r, "status", json_string(lg->fail ? "failed" : problems ? "protocol_errors" : "ok"));
     lg_set(r, "fail", lg->fail ? json_string(lg->fail) : NULL);
@@ -329,6 +332,8 @@ static void lg_report(lg_t *lg)
     lg_set(r, "pings", json_integer((json_int_t)pings));
     lg_set(r, "missed_beats", json_integer((json_int_t)missed));
     lg_set(r, "max_ping_gap_ms", json_real((double)max_gap / 1e3));
+    /* When that gap ended, counted from the first registration request. */
+    lg_set(r, "max_ping_gap_end_s", lg_seconds(lg->t_reg0, max_gap_end));
     lg_set(r, "unregistered", json_integer((json_int_t)lg->unreg_ours));
     lg_set(r, "notified_registrations", json_integer((json_int_t)lg->notified_reg));
     free(reg);
@@ -359,37 +364,61 @@ static int lg_number(const char *text, double lo, double hi, double *out)
 
 static int lg_options(lg_opts_t *o, int argc, char **argv)
 {
-    enum { O_PROFILE = 256, O_CLUSTER, O_ENGINES, O_MODE, O_WINDOW, O_COUNT, O_SECONDS, O_WARMUP,
-           O_REGONLY, O_TIMEOUT, O_SETTLE, O_NOUNREG, O_EVENTS, O_HOLD, O_HELP };
-    static const struct option longopts[] = {
-        {"profile-dir", required_argument, NULL, O_PROFILE},
-        {"cluster-id", required_argument, NULL, O_CLUSTER},
-        {"engines", required_argument, NULL, O_ENGINES},
-        {"mode", required_argument, NULL, O_MODE},
-        {"window", required_argument, NULL, O_WINDOW},
-        {"count", required_argument, NULL, O_COUNT},
-        {"seconds", required_argument, NULL, O_SECONDS},
-        {"warmup", required_argument, NULL, O_WARMUP},
-        {"registration-only", no_argument, NULL, O_REGONLY},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"settle-ms", required_argument, NULL, O_SETTLE},
-        {"no-unregister", no_argument, NULL, O_NOUNREG},
-        {"events", no_argument, NULL, O_EVENTS},
-        {"hold", no_argument, NULL, O_HOLD},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0}};
+    enum {
+        O_PROFILE = 256,
+        O_CLUSTER,
+        O_ENGINES,
+        O_MODE,
+        O_WINDOW,
+        O_COUNT,
+        O_SECONDS,
+        O_WARMUP,
+        O_REGONLY,
+        O_TIMEOUT,
+        O_SETTLE,
+        O_NOUNREG,
+        O_EVENTS,
+        O_HOLD,
+        O_HELP
+    };
+    static const struct option longopts[] = {{"profile-dir", required_argument, NULL, O_PROFILE},
+                                             {"cluster-id", required_argument, NULL, O_CLUSTER},
+                                             {"engines", required_argument, NULL, O_ENGINES},
+                                             {"mode", required_argument, NULL, O_MODE},
+                                             {"window", required_argument, NULL, O_WINDOW},
+                                             {"count", required_argument, NULL, O_COUNT},
+                                             {"seconds", required_argument, NULL, O_SECONDS},
+                                             {"warmup", required_argument, NULL, O_WARMUP},
+                                             {"registration-only", no_argument, NULL, O_REGONLY},
+                                             {"timeout", required_argument, NULL, O_TIMEOUT},
+                                             {"settle-ms", required_argument, NULL, O_SETTLE},
+                                             {"no-unregister", no_argument, NULL, O_NOUNREG},
+                                             {"events", no_argument, NULL, O_EVENTS},
+                                             {"hold", no_argument, NULL, O_HOLD},
+                                             {"help", no_argument, NULL, O_HELP},
+                                             {NULL, 0, NULL, 0}};
     int c, have_count = 0, have_seconds = 0;
     double v;
 
-    *o = (lg_opts_t){.engines = 1, .mode = LG_DIRECT, .window = 64, .count = 10000,
-                     .seconds = 10, .warmup = -1, .timeout = 60, .settle_ms = 200,
+    *o = (lg_opts_t){.engines = 1,
+                     .mode = LG_DIRECT,
+                     .window = 64,
+                     .count = 10000,
+                     .seconds = 10,
+                     .warmup = -1,
+                     .timeout = 60,
+                     .settle_ms = 200,
                      .unregister = 1};
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         const char *bad = NULL;
 
         switch (c) {
-        case O_PROFILE: o->profile_dir = optarg; break;
-        case O_CLUSTER: o->cluster_id = optarg; break;
+        case O_PROFILE:
+            o->profile_dir = optarg;
+            break;
+        case O_CLUSTER:
+            o->cluster_id = optarg;
+            break;
         case O_ENGINES:
             if (lg_number(optarg, 1, 100000, &v) == 0)
                 o->engines = (int)v;
@@ -432,7 +461,9 @@ static int lg_options(lg_opts_t *o, int argc, char **argv)
             else
                 bad = "--warmup";
             break;
-        case O_REGONLY: o->mode = LG_REGISTRATION; break;
+        case O_REGONLY:
+            o->mode = LG_REGISTRATION;
+            break;
         case O_TIMEOUT:
             if (lg_number(optarg, 0.1, 86400, &v) == 0)
                 o->timeout = v;
@@ -445,12 +476,21 @@ static int lg_options(lg_opts_t *o, int argc, char **argv)
             else
                 bad = "--settle-ms";
             break;
-        case O_NOUNREG: o->unregister = 0; break;
-        case O_EVENTS: o->events = 1; break;
-        case O_HOLD: o->hold = 1; break;
+        case O_NOUNREG:
+            o->unregister = 0;
+            break;
+        case O_EVENTS:
+            o->events = 1;
+            break;
+        case O_HOLD:
+            o->hold = 1;
+            break;
         case 'h':
-        case O_HELP: fputs(usage, stdout); exit(0);
-        default: return -1;
+        case O_HELP:
+            fputs(usage, stdout);
+            exit(0);
+        default:
+            return -1;
         }
         if (bad) {
             fprintf(stderr, "cpar_loadgen: bad value for %s: %s\n", bad, optarg);

@@ -91,6 +91,22 @@ def tree_hwm_kb(root):
     return sum(_status_kb(pid, "VmHWM") for pid in tree_pids(root))
 
 
+def tree_pss_kb(root):
+    """Proportional set size summed over the tree (shared pages split between their users, so
+    forked children do not count the parent's pages again), in KiB."""
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
 def machine_busy():
     """(busy, total) jiffies of the whole machine, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -104,7 +120,7 @@ def loadavg():
         return float(f.read().split()[0])
 
 
-def wait_quiet(pid, limit=60.0, step=0.25, idle=0.01):
+def wait_quiet(pid, limit=120.0, step=0.25, idle=0.01):
     """Wait until the process tree has (almost) stopped using CPU: the Python hub keeps working
     through its backlog of monitor messages after the last reply went out, and that work belongs
     to the workload. Returns the seconds waited."""
@@ -210,38 +226,45 @@ class Controller:
 
 
 class LineReader:
-    """Lines from a child's stdout with an overall deadline (the children bound their own
-    waits; this is the last line of defence)."""
+    """Lines from a child's stdout as soon as they are written, with an overall deadline (the
+    children bound their own waits; this is the last line of defence). Reads the pipe's fd
+    directly: a buffered readline() after select() could leave lines in Python's buffer while
+    select() waits for more."""
 
     def __init__(self, proc, deadline):
         self.proc = proc
+        self.fd = proc.stdout.fileno()
         self.deadline = deadline
         self.sel = selectors.DefaultSelector()
-        self.sel.register(proc.stdout, selectors.EVENT_READ)
+        self.sel.register(self.fd, selectors.EVENT_READ)
 
     def __iter__(self):
+        buf = b""
         while True:
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                yield line.decode(errors="replace")
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("child produced no output in time")
             if not self.sel.select(timeout=min(left, 1.0)):
-                if self.proc.poll() is not None:
-                    line = self.proc.stdout.readline()
-                    if not line:
-                        return
-                    yield line
                 continue
-            line = self.proc.stdout.readline()
-            if not line:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                if buf:
+                    yield buf.decode(errors="replace")
                 return
-            yield line
+            buf += chunk
 
 
 # ---- the matrix: cpar_loadgen against each controller -----------------------------------------
 
 
-def run_loadgen(args, ctl, lg_args, deadline_s):
-    """Run cpar_loadgen against ctl; returns its JSON result plus what we measured from outside."""
+def run_loadgen(args, ctl, lg_args, deadline_s, quiesce=True):
+    """Run cpar_loadgen against ctl; returns its JSON result plus what we measured from outside.
+    The controller's CPU is counted from the first request (or, registration-only, from the
+    start of the heartbeat watch) until it went idle again, or, without `quiesce`, until the
+    result line (a controller with 1000 heartbeating engines is never idle)."""
     cmd = [str(args.loadgen), "--profile-dir", str(ctl.profile), "--events", "--hold"] + lg_args
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -264,20 +287,26 @@ def run_loadgen(args, ctl, lg_args, deadline_s):
                 out.update(d)
                 break
         if "status" in out and out["status"] != "failed" and cpu0 is not None:
-            out["backlog_s"] = wait_quiet(ctl.pid)
+            t_result = time.monotonic()
+            out["backlog_s"] = wait_quiet(ctl.pid) if quiesce else 0.0
             cpu1, lg1, busy1 = tree_cpu(ctl.pid), tree_cpu(proc.pid), machine_busy()
             wall = time.monotonic() - t_load
+            busy_s = t_result - t_load + out["backlog_s"]
+            # Requests per second until the controller had finished all its work for them.
+            out["sustained_per_s"] = out.get("sent", 0) / busy_s if busy_s > 0 else None
             out["controller_cpu_s"] = cpu1 - cpu0
             out["loadgen_cpu_s"] = lg1 - lg0
             other = (busy1[0] - busy0[0]) / CLK_TCK - out["controller_cpu_s"] - out["loadgen_cpu_s"]
             out["other_cpu_cores"] = max(0.0, other / wall) if wall > 0 else None
             out["controller_hwm_kb"] = tree_hwm_kb(ctl.pid)
+            out["controller_pss_kb"] = tree_pss_kb(ctl.pid)
             out["controller_procs"] = len(tree_pids(ctl.pid))
     except TimeoutError as e:
         out.setdefault("status", "failed")
         out["fail"] = str(e)
     finally:
-        try:
+        try:  # --hold ends at a line on stdin (the end of file alone is not seen by its poll)
+            proc.stdin.write("\n")
             proc.stdin.close()
         except OSError:
             pass
@@ -339,13 +368,13 @@ def registration(args, workdir, note):
             r = run_loadgen(args, ctl, ["--registration-only", "--engines", str(args.reg_engines),
                                         "--seconds", str(args.reg_watch), "--timeout",
                                         str(max(args.timeout, 120))],
-                            deadline_s=max(args.timeout, 120) * 2 + args.reg_watch + 60)
+                            deadline_s=max(args.timeout, 120) * 2 + args.reg_watch + 60,
+                            quiesce=False)
             if "cpu_at_registered_s" in r:
                 r["registration_cpu_s"] = r["cpu_at_registered_s"] - cpu_start
             if "controller_cpu_s" in r and r.get("watch_s"):
                 # Heartbeat upkeep while nothing else happens: CPU share of one core.
-                r["heartbeat_cpu_pct"] = 100.0 * r["controller_cpu_s"] / (
-                    r["watch_s"] + r.get("backlog_s", 0))
+                r["heartbeat_cpu_pct"] = 100.0 * r["controller_cpu_s"] / r["watch_s"]
         except (RuntimeError, OSError) as e:
             r = {"controller": kind, "status": "failed", "fail": str(e)}
         finally:
@@ -524,6 +553,7 @@ def real(args, workdir, note):
                 if name in cpu:
                     w["controller_cpu_s"] = cpu[name]
             r["controller_hwm_kb"] = tree_hwm_kb(ctl.pid)
+            r["controller_pss_kb"] = tree_pss_kb(ctl.pid)
         except (RuntimeError, OSError, TimeoutError) as e:
             r.update(status="failed", fail=str(e))
         finally:
@@ -581,65 +611,89 @@ def mb(kb):
     return kb / 1024 if kb else None
 
 
-def matrix_table(results, kinds):
-    py, c = kinds if len(kinds) == 2 else (kinds[0], kinds[0])
+def _sep(head):
+    return "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"
+
+
+def matrix_tables(results):
+    py, c = KINDS
     rows = {}
     for r in results:
         rows.setdefault((r["engines"], r["mode"], r["window"]), {})[r["controller"]] = r
-    head = ("| E | mode | W | Python tasks/s | cparallel tasks/s | ratio c/Py | "
-            "Python p50 / p99 ms | cparallel p50 / p99 ms | Python CPU s/10k | "
-            "cparallel CPU s/10k | ratio Py/c | Python peak RSS MB | cparallel peak RSS MB | "
-            "Python backlog s |")
-    lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
+
+    def tps(r, key="tasks_per_s"):
+        why = usable(r)
+        return why if why else fmt(r.get(key))
+
+    def num(r, key):
+        return None if usable(r) else r.get(key)
+
+    def lat(r):
+        if usable(r) or r.get("lat_p50_us") is None:
+            return "–"
+        return f"{r['lat_p50_us'] / 1e3:.2f} / {r['lat_p99_us'] / 1e3:.2f}"
+
+    def any_(r, key):
+        return r.get(key) if r else None
+
+    head1 = ("| E | mode | W | Python tasks/s | cparallel tasks/s | ratio c/Py | "
+             "Python sustained/s | cparallel sustained/s | ratio c/Py | Python p50 / p99 ms | "
+             "cparallel p50 / p99 ms | other load (cores) |")
+    t1 = [head1, _sep(head1)]
+    head2 = ("| E | mode | W | Python CPU s/10k | cparallel CPU s/10k | ratio Py/c | "
+             "Python peak RSS MB | cparallel peak RSS MB | Python PSS MB | cparallel PSS MB | "
+             "Python backlog s | loadgen CPU s/10k (Py run / c run) |")
+    t2 = [head2, _sep(head2)]
     for (e, mode, w), by in rows.items():
         a, b = by.get(py), by.get(c)
-
-        def tps(r):
-            why = usable(r)
-            return why if why else fmt(r.get("tasks_per_s"))
-
-        def lat(r):
-            if usable(r) or r.get("lat_p50_us") is None:
-                return "–"
-            return f"{r['lat_p50_us'] / 1e3:.2f} / {r['lat_p99_us'] / 1e3:.2f}"
-
-        ta = None if usable(a) else a.get("tasks_per_s")
-        tb = None if usable(b) else b.get("tasks_per_s")
+        bg = [x for x in (any_(a, "other_cpu_cores"), any_(b, "other_cpu_cores")) if x is not None]
+        t1.append(f"| {e} | {mode} | {w} | {tps(a)} | {tps(b)} "
+                  f"| {ratio(num(b, 'tasks_per_s'), num(a, 'tasks_per_s'))} "
+                  f"| {tps(a, 'sustained_per_s')} | {tps(b, 'sustained_per_s')} "
+                  f"| {ratio(num(b, 'sustained_per_s'), num(a, 'sustained_per_s'))} "
+                  f"| {lat(a)} | {lat(b)} | {fmt(max(bg), 2) if bg else '–'} |")
         ca, cb = cpu10k(a), cpu10k(b)
-        lines.append(
-            f"| {e} | {mode} | {w} | {tps(a)} | {tps(b)} | {ratio(tb, ta)} | {lat(a)} | {lat(b)} "
-            f"| {fmt(ca, 2)} | {fmt(cb, 2)} | {ratio(ca, cb, 1)} "
-            f"| {fmt(mb(a and a.get('controller_hwm_kb')), 1)} "
-            f"| {fmt(mb(b and b.get('controller_hwm_kb')), 1)} "
-            f"| {fmt(a and a.get('backlog_s'), 1)} |")
-    return lines
+
+        def lg10k(r):
+            if usable(r) or not r.get("sent") or r.get("loadgen_cpu_s") is None:
+                return "–"
+            return fmt(r["loadgen_cpu_s"] / r["sent"] * 1e4, 2)
+
+        t2.append(f"| {e} | {mode} | {w} | {fmt(ca, 2)} | {fmt(cb, 2)} | {ratio(ca, cb, 1)} "
+                  f"| {fmt(mb(any_(a, 'controller_hwm_kb')), 1)} "
+                  f"| {fmt(mb(any_(b, 'controller_hwm_kb')), 1)} "
+                  f"| {fmt(mb(any_(a, 'controller_pss_kb')), 1)} "
+                  f"| {fmt(mb(any_(b, 'controller_pss_kb')), 1)} "
+                  f"| {fmt(any_(a, 'backlog_s'), 1)} | {lg10k(a)} / {lg10k(b)} |")
+    return t1, t2
 
 
 def registration_table(results):
     head = ("| controller | engines | all registration replies s | all engines listed s | "
             "refused | unregistered | missed beats | max ping gap ms | CPU to register s | "
-            "heartbeat CPU % | peak RSS MB |")
-    lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
+            "heartbeat CPU % | peak RSS MB | PSS MB |")
+    lines = [head, _sep(head)]
     for r in results:
         if r.get("status") == "failed":
             lines.append(f"| {LABEL[r['controller']]} | {r['engines']} | failed: "
-                         f"{r.get('fail')} | | | | | | | | |")
+                         f"{r.get('fail')} | | | | | | | | | |")
             continue
         lines.append(
             f"| {LABEL[r['controller']]} | {r['engines']} | {fmt(r.get('reg_replies_s'), 2)} "
             f"| {fmt(r.get('registration_s'), 2)} | {r.get('reg_errors')} "
             f"| {r.get('unregistered')} | {r.get('missed_beats')} "
             f"| {fmt(r.get('max_ping_gap_ms'), 0)} | {fmt(r.get('registration_cpu_s'), 2)} "
-            f"| {fmt(r.get('heartbeat_cpu_pct'), 1)} | {fmt(mb(r.get('controller_hwm_kb')), 1)} |")
+            f"| {fmt(r.get('heartbeat_cpu_pct'), 1)} | {fmt(mb(r.get('controller_hwm_kb')), 1)} "
+            f"| {fmt(mb(r.get('controller_pss_kb')), 1)} |")
     return lines
 
 
-def real_table(results, kinds):
+def real_table(results):
     by = {r["controller"]: r for r in results}
-    py, c = kinds if len(kinds) == 2 else (kinds[0], kinds[0])
+    py, c = KINDS
     head = ("| workload | Python tasks/s | cparallel tasks/s | ratio c/Py | Python p50 / p99 ms | "
             "cparallel p50 / p99 ms | Python CPU s/10k | cparallel CPU s/10k | ratio Py/c |")
-    lines = [head, "|" + "|".join("---" for _ in range(head.count("|") - 1)) + "|"]
+    lines = [head, _sep(head)]
     for name in REAL_WORKLOADS:
         ws = {}
         for k in (py, c):
@@ -694,17 +748,21 @@ def report(args, meta, res):
            f"--ping={args.ping}" + (f", --hwm={args.hwm}" if args.hwm is not None else "") +
            f", {meta['minutes']:.1f} min.", ""]
     if res.get("matrix"):
-        out += [f"## Fake engines (cpar_loadgen), {args.seconds:g} s per run", ""]
-        out += matrix_table(res["matrix"], args.kinds)
-        out += ["", "tasks/s: successful replies per second (a run whose replies were errors shows "
-                "n/a). p50/p99: send-to-reply round trip at W requests in flight. CPU s/10k: "
-                "controller CPU seconds (whole process tree) per 10,000 requests, counted from the "
-                "first request until the controller went idle again. Backlog: seconds the Python "
-                "controller kept working after the last reply.", ""]
-        busy = [r.get("other_cpu_cores") for r in res["matrix"] if r.get("other_cpu_cores")]
-        if busy:
-            out += [f"Other processes on the machine used {min(busy):.2f}–{max(busy):.2f} cores "
-                    "during the measured runs.", ""]
+        t1, t2 = matrix_tables(res["matrix"])
+        out += [f"## Fake engines (cpar_loadgen), {args.seconds:g} s per run", "",
+                "### Throughput and latency", ""] + t1 + [""]
+        out += ["tasks/s: successful replies per second while W requests were kept in flight "
+                "(a run whose replies were errors shows n/a). sustained/s: requests divided by "
+                "the time from the first request until the controller went idle again, which "
+                "includes the Python hub's backlog. p50/p99: send-to-reply round trip. Other "
+                "load: cores used by other processes on the machine meanwhile.", ""]
+        out += ["### Controller CPU and memory", ""] + t2 + [""]
+        out += ["CPU s/10k: controller CPU seconds (whole process tree) per 10,000 requests, "
+                "from the first request until the controller went idle. Peak RSS: VmHWM summed "
+                "over the process tree (counts pages shared by the Python controller's forked "
+                "processes once per process). PSS: proportional set size summed over the tree "
+                "at the end of the run. Backlog: seconds the Python controller kept working "
+                "after the last reply.", ""]
     if res.get("registration"):
         out += [f"## Registration of {args.reg_engines} fake engines, then {args.reg_watch:g} s "
                 "of heartbeat", ""]
@@ -713,7 +771,7 @@ def report(args, meta, res):
     if res.get("real"):
         out += [f"## Real client and {args.real_engines} real engines, {args.real_count} tasks "
                 f"per workload, W={args.real_window}", ""]
-        out += real_table(res["real"], args.kinds)
+        out += real_table(res["real"])
         out += [""]
     return "\n".join(out)
 
@@ -740,7 +798,7 @@ def parse_args(argv):
     p.add_argument("--engines", default="1,4,16,64", help="engine counts of the matrix")
     p.add_argument("--modes", default="lb,direct", help="modes of the matrix")
     p.add_argument("--window", type=int, default=64, help="requests in flight (matrix)")
-    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per matrix run")
+    p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per matrix run")
     p.add_argument("--timeout", type=float, default=60.0, help="loadgen --timeout")
     p.add_argument("--ping", type=int, default=3000, help="controllers' --ping (ms)")
     p.add_argument("--hwm", type=int, help="controllers' --hwm (default: theirs, 1)")
@@ -778,6 +836,8 @@ def main(argv):
     if argv[:1] == ["--_real-client"]:
         return real_client(argv[1:])
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the controllers and generators we started are stopped.
+    signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
     need = [args.loadgen] if (args.matrix or args.registration) else []
     if "cparallel" in args.kinds:
         need.append(args.cpcontroller)

@@ -29,13 +29,17 @@ static void forward(ctl_t *ctl, ctl_chan_t to, cpar_msg_t *m)
                   zmq_strerror(zmq_errno()));
 }
 
-/* Client -> engine on mux or control: [C, E, DELIM, ...] becomes [E, C, DELIM, ...]. */
-static void client_to_engine(ctl_t *ctl, ctl_chan_t from, ctl_chan_t to, int track)
+/*
+ * One relay direction on mux or control: [C, E, DELIM, ...] from a client becomes
+ * [E, C, DELIM, ...] to the engine, and back. With `track` (mux), requests and replies of
+ * registered engines go into the hub's records on the way.
+ */
+static void relay(ctl_t *ctl, ctl_chan_t from, ctl_chan_t to, int to_engine, int track)
 {
     for (int budget = 0; budget < RELAY_BUDGET; budget++) {
         cpar_msg_t *m = &ctl->in;
         int rc = ctl_recv(ctl, from);
-        cpar_bytes_t target;
+        cpar_bytes_t id;
         ctl_engine_t *e;
 
         if (rc == CPAR_EAGAIN)
@@ -43,45 +47,19 @@ static void client_to_engine(ctl_t *ctl, ctl_chan_t from, ctl_chan_t to, int tra
         if (rc)
             continue;
         if (cpar_msg_nidents(m) < 2) {
-            ctl_drop(ctl, from, m, "no engine identity");
-            continue;
-        }
-        target = cpar_msg_frame(m, 1);
-        e = ctl_engine_by_uuid(ctl, target.data, target.len);
-        if (track) {
-            if (e && e->registered && is_request(ctl->in_type))
-                ctl_record_request(ctl, m, e, "mux");
-            else if (!e || !e->registered)
-                cpar_debug("relay::%s for an engine that is not registered", ctl->in_type);
-        }
-        cpar_msg_swap_idents(m);
-        forward(ctl, to, m);
-    }
-    cpar_msg_clear(&ctl->in);
-}
-
-/* Engine -> client on mux or control: [E, C, DELIM, ...] becomes [C, E, DELIM, ...]. */
-static void engine_to_client(ctl_t *ctl, ctl_chan_t from, ctl_chan_t to, int track)
-{
-    for (int budget = 0; budget < RELAY_BUDGET; budget++) {
-        cpar_msg_t *m = &ctl->in;
-        int rc = ctl_recv(ctl, from);
-        cpar_bytes_t source;
-        ctl_engine_t *e;
-
-        if (rc == CPAR_EAGAIN)
-            break;
-        if (rc)
-            continue;
-        if (cpar_msg_nidents(m) < 2) {
-            ctl_drop(ctl, from, m, "no client identity");
+            ctl_drop(ctl, from, m, to_engine ? "no engine identity" : "no client identity");
             continue;
         }
         if (track) {
-            source = cpar_msg_frame(m, 0);
-            e = ctl_engine_by_uuid(ctl, source.data, source.len);
-            if (e && e->registered)
+            id = cpar_msg_frame(m, to_engine ? 1 : 0);
+            e = ctl_engine_by_uuid(ctl, id.data, id.len);
+            if (!e || !e->registered)
+                cpar_debug("relay::%s for or from an engine that is not registered",
+                           ctl->in_type);
+            else if (!to_engine)
                 ctl_record_reply(ctl, m, e);
+            else if (is_request(ctl->in_type))
+                ctl_record_request(ctl, m, e, "mux");
         }
         cpar_msg_swap_idents(m);
         forward(ctl, to, m);
@@ -91,22 +69,22 @@ static void engine_to_client(ctl_t *ctl, ctl_chan_t from, ctl_chan_t to, int tra
 
 void ctl_on_mux_client(void *arg)
 {
-    client_to_engine(arg, CHAN_MUX_CLIENT, CHAN_MUX_ENGINE, 1);
+    relay(arg, CHAN_MUX_CLIENT, CHAN_MUX_ENGINE, 1, 1);
 }
 
 void ctl_on_mux_engine(void *arg)
 {
-    engine_to_client(arg, CHAN_MUX_ENGINE, CHAN_MUX_CLIENT, 1);
+    relay(arg, CHAN_MUX_ENGINE, CHAN_MUX_CLIENT, 0, 1);
 }
 
 void ctl_on_ctl_client(void *arg)
 {
-    client_to_engine(arg, CHAN_CTL_CLIENT, CHAN_CTL_ENGINE, 0);
+    relay(arg, CHAN_CTL_CLIENT, CHAN_CTL_ENGINE, 1, 0);
 }
 
 void ctl_on_ctl_engine(void *arg)
 {
-    engine_to_client(arg, CHAN_CTL_ENGINE, CHAN_CTL_CLIENT, 0);
+    relay(arg, CHAN_CTL_ENGINE, CHAN_CTL_CLIENT, 0, 0);
 }
 
 void ctl_on_iopub(void *arg)

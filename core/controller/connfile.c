@@ -251,7 +251,8 @@ out:
     return ok ? 0 : CPAR_ENOENT;
 }
 
-void ctl_save_engine_state(ctl_t *ctl)
+/* Write the engine state file now (see ctl_save_engine_state). */
+void ctl_flush_engine_state(ctl_t *ctl)
 {
     char *path = file_path(ctl, "log", "%s/%s/engines.json", "%s/%s/engines%s.json");
     json_t *engines = json_object(), *doc;
@@ -278,6 +279,29 @@ void ctl_save_engine_state(ctl_t *ctl)
         write_json_atomic(path, doc);
     json_decref(doc);
     free(path);
+}
+
+static void state_timer_fired(void *arg)
+{
+    ctl_t *ctl = arg;
+
+    cpar_loop_timer_stop(ctl->loop, ctl->state_timer);
+    ctl->state_timer = NULL;
+    ctl_flush_engine_state(ctl);
+}
+
+/*
+ * The engine state file changes with every (un)registration; a burst of a thousand engines
+ * must not rewrite it a thousand times on the reactor thread, so writes are gathered for a
+ * moment and the file is written once.
+ */
+void ctl_save_engine_state(ctl_t *ctl)
+{
+    if (ctl->state_timer)
+        return;
+    ctl->state_timer = cpar_loop_timer_start(ctl->loop, 200, 0, state_timer_fired, ctl);
+    if (!ctl->state_timer)
+        ctl_flush_engine_state(ctl);
 }
 
 int ctl_restore_engines(ctl_t *ctl)

@@ -117,6 +117,7 @@ typedef struct ctl {
     /* heartbeat */
     cpar_loop_timer_t *hb_timer;
     cpar_loop_timer_t *hb_quick;  /* re-pings while registrations wait for their first pong */
+    cpar_loop_timer_t *state_timer; /* a pending write of the engine state file */
     char ping_cur[32], ping_prev[32];
     int64_t hb_start_us;
 
@@ -173,7 +174,10 @@ int ctl_connfiles_write(ctl_t *ctl);
 void ctl_connfiles_remove(ctl_t *ctl);
 int ctl_connfiles_reuse(ctl_t *ctl);
 json_t *ctl_engine_connection_info(ctl_t *ctl);
+/* Rewrite log/engines<id>.json soon (writes within 200 ms are gathered into one). */
 void ctl_save_engine_state(ctl_t *ctl);
+/* Rewrite it now, if a write is pending (at exit). */
+void ctl_flush_engine_state(ctl_t *ctl);
 int ctl_restore_engines(ctl_t *ctl);
 
 /* Engines and heartbeat (engines.c, heartbeat.c) */

@@ -387,6 +387,11 @@ static int run(ctl_t *ctl, int list_plugins)
     cpar_info("cpcontroller %s ready: profile %s, heartbeat %lld ms, db %s", CPAR_VERSION,
               ctl->set.profile_dir, (long long)ctl->set.hb_period_ms, cpar_db_name(ctl->db));
     rc = cpar_loop_run(ctl->loop);
+    if (ctl->state_timer) {
+        cpar_loop_timer_stop(ctl->loop, ctl->state_timer);
+        ctl->state_timer = NULL;
+        ctl_flush_engine_state(ctl);
+    }
     ctl_connfiles_remove(ctl);
     if (ctl->db)
         cpar_db_flush(ctl->db);

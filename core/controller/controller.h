@@ -62,7 +62,7 @@ typedef struct ctl_engine {
     int misses;              /* consecutive missed pings */
     cpar_map_t queue;        /* pending direct msg_ids -> ctl_pending_t (owned by ctl->pending) */
     cpar_map_t tasks;        /* pending task msg_ids assigned here */
-    ctl_strlist_t completed; /* finished msg_ids (not aborted) */
+    uint64_t completed;      /* requests it finished (not aborted); their ids live in the DB */
     cpar_sched_engine_t se;  /* what the scheduler plugin sees */
     int64_t lru_seq;         /* order of last assignment; new engines lowest */
     int in_avail;            /* listed in ctl->avail */

@@ -55,7 +55,6 @@ static void engine_free(ctl_engine_t *e)
 {
     cpar_map_fini(&e->queue, NULL);
     cpar_map_fini(&e->tasks, NULL);
-    ctl_strlist_free(&e->completed);
     free(e->uuid);
     free(e);
 }

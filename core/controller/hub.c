@@ -130,6 +130,46 @@ static json_t *id_list_or_count(cpar_map_t *map, int verbose)
     return a;
 }
 
+typedef struct completed_ctx {
+    ctl_t *ctl;
+    const char *uuid;
+    json_t *ids;
+} completed_ctx_t;
+
+static void completed_record_cb(void *arg, const cpar_record_t *r)
+{
+    completed_ctx_t *cc = arg;
+    char status[32] = "";
+
+    if (!r->has_completed || !r->engine_uuid || strcmp(r->engine_uuid, cc->uuid) != 0)
+        return;
+    if (r->result_metadata)
+        cpar_json_scan_str(r->result_metadata, strlen(r->result_metadata), "status", status,
+                           sizeof status);
+    if (strcmp(status, "aborted") != 0)
+        json_array_append_new(cc->ids, json_string(r->msg_id));
+}
+
+static void completed_history_cb(void *arg, const char *msg_id)
+{
+    completed_ctx_t *cc = arg;
+
+    cpar_db_get(cc->ctl->db, msg_id, completed_record_cb, cc);
+}
+
+/*
+ * The msg_ids an engine finished, for a verbose queue_status: read from the task database
+ * (within its limits) instead of a list in memory that would grow with every task.
+ */
+static json_t *completed_ids(ctl_t *ctl, ctl_engine_t *e)
+{
+    completed_ctx_t cc = {ctl, e->uuid, json_array()};
+
+    if (ctl->db)
+        cpar_db_history(ctl->db, completed_history_cb, &cc);
+    return cc.ids;
+}
+
 static void on_queue_request(ctl_t *ctl, cpar_msg_t *m)
 {
     json_t *content, *verbose_j;
@@ -152,13 +192,7 @@ static void on_queue_request(ctl_t *ctl, cpar_msg_t *m)
         json_t *completed;
         char id[24];
 
-        if (verbose) {
-            completed = json_array();
-            for (size_t j = 0; j < e->completed.n; j++)
-                json_array_append_new(completed, json_string(e->completed.v[j]));
-        } else {
-            completed = json_integer((json_int_t)e->completed.n);
-        }
+        completed = verbose ? completed_ids(ctl, e) : json_integer((json_int_t)e->completed);
         snprintf(id, sizeof id, "%d", e->id);
         json_object_set_new(content, id,
                             json_pack("{s:o, s:o, s:o}", "queue", id_list_or_count(&e->queue, verbose),

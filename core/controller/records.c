@@ -159,7 +159,7 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
         cpar_map_dels(pd->is_task ? &pd->engine->tasks : &pd->engine->queue, msg_id);
     cpar_msg_scan_str(m, CPAR_PART_METADATA, "status", status, sizeof status);
     if (e && strcmp(status, "aborted") != 0)
-        ctl_strlist_push(&e->completed, msg_id);
+        e->completed++;
     has_engine = cpar_msg_scan_str(m, CPAR_PART_METADATA, "engine", engine, sizeof engine) == 0;
 
     if (ctl->db) {

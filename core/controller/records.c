@@ -63,19 +63,20 @@ static void db_log(ctl_t *ctl, const char *what, const char *msg_id, int rc)
               *cpar_db_error(ctl->db) ? ": " : "", cpar_db_error(ctl->db));
 }
 
-/* A top-level date field of a JSON part, as microseconds; 0 when absent or not a date. */
-static int scan_date(cpar_msg_t *m, int part, const char *key, int64_t *us)
+/* A raw scanned value as a date in microseconds; 0 when absent or not a date. */
+static int raw_date(cpar_bytes_t raw, int64_t *us)
 {
     char text[64];
 
-    return cpar_msg_scan_str(m, part, key, text, sizeof text) == 0 &&
-           cpar_iso_parse(text, 1, us) == 0;
+    return cpar_json_str(raw, text, sizeof text) == 0 && cpar_iso_parse(text, 1, us) == 0;
 }
 
 void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *queue)
 {
+    static const char *const header_keys[] = {"date", "session"};
     const char *msg_id = ctl->in_id;
     char session[256];
+    cpar_bytes_t hv[2];
     size_t nbufs = cpar_msg_nbuffers(m);
     ProtobufCBinaryData *bufs = NULL;
     ctl_pending_t *pd;
@@ -106,11 +107,10 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
     rec.header = scratch_text(ctl, m, CPAR_PART_HEADER, 0);
     rec.metadata = scratch_text(ctl, m, CPAR_PART_METADATA, 1);
     rec.content = scratch_text(ctl, m, CPAR_PART_CONTENT, 2);
-    rec.has_submitted = scan_date(m, CPAR_PART_HEADER, "date", &rec.submitted);
-    rec.client_uuid = cpar_msg_scan_str(m, CPAR_PART_HEADER, "session", session,
-                                        sizeof session) == 0
-                          ? session
-                          : NULL;
+    if (cpar_msg_scan_keys(m, CPAR_PART_HEADER, header_keys, 2, hv) != 0)
+        hv[0] = hv[1] = (cpar_bytes_t){NULL, 0};
+    rec.has_submitted = raw_date(hv[0], &rec.submitted);
+    rec.client_uuid = cpar_json_str(hv[1], session, sizeof session) == 0 ? session : NULL;
     rec.engine_uuid = e ? e->uuid : NULL;
     rec.queue = (char *)queue;
     if (nbufs) {
@@ -141,7 +141,9 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
 
 void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
 {
+    static const char *const md_keys[] = {"status", "engine", "started"}, *date_key[] = {"date"};
     char msg_id[512], status[32] = "", engine[256];
+    cpar_bytes_t mv[3], date;
     size_t nbufs = cpar_msg_nbuffers(m);
     ProtobufCBinaryData *bufs = NULL;
     ctl_pending_t *pd;
@@ -157,10 +159,12 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
         ctl->unassigned--;
     else if (pd->engine)
         cpar_map_dels(pd->is_task ? &pd->engine->tasks : &pd->engine->queue, msg_id);
-    cpar_msg_scan_str(m, CPAR_PART_METADATA, "status", status, sizeof status);
+    if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, md_keys, 3, mv) != 0)
+        mv[0] = mv[1] = mv[2] = (cpar_bytes_t){NULL, 0};
+    cpar_json_str(mv[0], status, sizeof status);
     if (e && strcmp(status, "aborted") != 0)
         e->completed++;
-    has_engine = cpar_msg_scan_str(m, CPAR_PART_METADATA, "engine", engine, sizeof engine) == 0;
+    has_engine = cpar_json_str(mv[1], engine, sizeof engine) == 0;
 
     if (ctl->db) {
         cpar_record_init(&rec);
@@ -169,8 +173,9 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
         rec.result_metadata = scratch_text(ctl, m, CPAR_PART_METADATA, 1);
         rec.result_content = scratch_text(ctl, m, CPAR_PART_CONTENT, 2);
         rec.engine_uuid = e ? e->uuid : has_engine ? engine : (char *)"";
-        rec.has_started = scan_date(m, CPAR_PART_METADATA, "started", &rec.started);
-        rec.has_completed = scan_date(m, CPAR_PART_HEADER, "date", &rec.completed);
+        rec.has_started = raw_date(mv[2], &rec.started);
+        rec.has_completed = cpar_msg_scan_keys(m, CPAR_PART_HEADER, date_key, 1, &date) == 0 &&
+                            raw_date(date, &rec.completed);
         rec.has_received = 1;
         rec.received = cpar_now_us();
         if (!rec.has_completed) {

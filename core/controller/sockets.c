@@ -77,6 +77,8 @@ void ctl_drop(ctl_t *ctl, ctl_chan_t chan, const cpar_msg_t *m, const char *reas
 
 int ctl_recv(ctl_t *ctl, ctl_chan_t chan)
 {
+    static const char *const keys[] = {"msg_type", "msg_id"};
+    cpar_bytes_t v[2];
     cpar_msg_t *m = &ctl->in;
     const char *why = NULL;
     size_t limit = ctl->set.max_message_size > 0 ? (size_t)ctl->set.max_message_size : 0;
@@ -101,9 +103,10 @@ int ctl_recv(ctl_t *ctl, ctl_chan_t chan)
         ctl_drop(ctl, chan, m, why);
         return CPAR_EPROTO;
     }
-    /* Two fields, scanned: a full parse of every relayed header would cost more than all else. */
-    if (cpar_msg_scan_str(m, CPAR_PART_HEADER, "msg_type", ctl->in_type, sizeof ctl->in_type) ||
-        cpar_msg_scan_str(m, CPAR_PART_HEADER, "msg_id", ctl->in_id, sizeof ctl->in_id)) {
+    /* Two fields in one scan: a full parse of every relayed header would cost more than all else. */
+    if (cpar_msg_scan_keys(m, CPAR_PART_HEADER, keys, 2, v) ||
+        cpar_json_str(v[0], ctl->in_type, sizeof ctl->in_type) ||
+        cpar_json_str(v[1], ctl->in_id, sizeof ctl->in_id)) {
         ctl_drop(ctl, chan, m, "malformed header");
         return CPAR_EPROTO;
     }

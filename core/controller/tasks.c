@@ -840,14 +840,15 @@ static void requeue(ctl_t *ctl, ctl_task_t *t, const char *engine_uuid)
 /* The reply for a RUNNING task came back from `e` (NULL: its engine died). */
 static void handle_result(ctl_t *ctl, ctl_task_t *t, cpar_msg_t *m, ctl_engine_t *e)
 {
+    static const char *const keys[] = {"dependencies_met", "status"};
     char status[32] = "", *msg_id;
-    const char *v;
-    size_t vn;
-    int unmet = cpar_msg_scan(m, CPAR_PART_METADATA, "dependencies_met", &v, &vn) == 0 &&
-                vn == 5 && memcmp(v, "false", 5) == 0;
-    int ok, aborted;
+    cpar_bytes_t v[2];
+    int unmet, ok, aborted;
 
-    cpar_msg_scan_str(m, CPAR_PART_METADATA, "status", status, sizeof status);
+    if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, keys, 2, v) != 0)
+        v[0] = v[1] = (cpar_bytes_t){NULL, 0};
+    unmet = v[0].len == 5 && memcmp(v[0].data, "false", 5) == 0;
+    cpar_json_str(v[1], status, sizeof status);
     ok = strcmp(status, "ok") == 0;
     aborted = strcmp(status, "aborted") == 0;
 

@@ -68,18 +68,20 @@ static const char *skip_value(const char *p, const char *end)
     return NULL;
 }
 
-int cpar_json_scan(const char *s, size_t n, const char *key, const char **val, size_t *vlen)
+int cpar_json_scan_keys(const char *s, size_t n, const char *const *keys, size_t nkeys,
+                        cpar_bytes_t *vals)
 {
     const char *p = s, *end = s + n;
-    size_t klen = strlen(key);
-    int found = 0;
+    size_t found = 0;
 
+    for (size_t i = 0; i < nkeys; i++)
+        vals[i] = (cpar_bytes_t){NULL, 0};
     p = skip_ws(p, end);
     if (p >= end || *p != '{')
         return CPAR_EPROTO;
     p = skip_ws(p + 1, end);
     if (p < end && *p == '}')
-        return skip_ws(p + 1, end) == end ? CPAR_ENOENT : CPAR_EPROTO;
+        return skip_ws(p + 1, end) == end ? 0 : CPAR_EPROTO;
     for (;;) {
         const char *k, *kend, *v, *vend;
 
@@ -97,10 +99,14 @@ int cpar_json_scan(const char *s, size_t n, const char *key, const char **val, s
         if (!vend)
             return CPAR_EPROTO;
         /* Keys with escapes never match: the fields we look for have plain names. */
-        if (!found && (size_t)(kend - 1 - k) == klen && memcmp(k, key, klen) == 0) {
-            *val = v;
-            *vlen = (size_t)(vend - v);
-            found = 1;
+        for (size_t i = 0; found < nkeys && i < nkeys; i++) {
+            size_t klen = strlen(keys[i]);
+
+            if (!vals[i].data && (size_t)(kend - 1 - k) == klen && memcmp(k, keys[i], klen) == 0) {
+                vals[i] = (cpar_bytes_t){v, (size_t)(vend - v)};
+                found++;
+                break;
+            }
         }
         p = skip_ws(vend, end);
         if (p < end && *p == ',') {
@@ -108,9 +114,23 @@ int cpar_json_scan(const char *s, size_t n, const char *key, const char **val, s
             continue;
         }
         if (p < end && *p == '}' && skip_ws(p + 1, end) == end)
-            return found ? 0 : CPAR_ENOENT;
+            return 0;
         return CPAR_EPROTO;
     }
+}
+
+int cpar_json_scan(const char *s, size_t n, const char *key, const char **val, size_t *vlen)
+{
+    cpar_bytes_t v;
+    int rc = cpar_json_scan_keys(s, n, &key, 1, &v);
+
+    if (rc)
+        return rc;
+    if (!v.data)
+        return CPAR_ENOENT;
+    *val = v.data;
+    *vlen = v.len;
+    return 0;
 }
 
 static int hexval(char c)
@@ -165,14 +185,13 @@ static size_t put_utf8(char *o, unsigned cp)
     return 4;
 }
 
-int cpar_json_scan_str(const char *s, size_t n, const char *key, char *buf, size_t buflen)
+int cpar_json_str(cpar_bytes_t raw, char *buf, size_t buflen)
 {
-    const char *v, *p, *end;
-    size_t vlen, o = 0;
-    int rc = cpar_json_scan(s, n, key, &v, &vlen);
+    const char *v = raw.data, *p, *end;
+    size_t vlen = raw.len, o = 0;
 
-    if (rc)
-        return rc;
+    if (!v)
+        return CPAR_ENOENT;
     if (vlen < 2 || v[0] != '"')
         return CPAR_EINVAL;
     end = v + vlen - 1;
@@ -226,6 +245,14 @@ int cpar_json_scan_str(const char *s, size_t n, const char *key, char *buf, size
     return 0;
 }
 
+int cpar_json_scan_str(const char *s, size_t n, const char *key, char *buf, size_t buflen)
+{
+    cpar_bytes_t v;
+    int rc = cpar_json_scan_keys(s, n, &key, 1, &v);
+
+    return rc ? rc : cpar_json_str(v, buf, buflen);
+}
+
 int cpar_msg_scan_str(const cpar_msg_t *m, int part, const char *key, char *buf, size_t buflen)
 {
     cpar_bytes_t b;
@@ -244,4 +271,15 @@ int cpar_msg_scan(const cpar_msg_t *m, int part, const char *key, const char **v
         return CPAR_EPROTO;
     b = cpar_msg_frame(m, m->delim + (size_t)part);
     return cpar_json_scan(b.data, b.len, key, val, vlen);
+}
+
+int cpar_msg_scan_keys(const cpar_msg_t *m, int part, const char *const *keys, size_t nkeys,
+                       cpar_bytes_t *vals)
+{
+    cpar_bytes_t b;
+
+    if (m->delim == CPAR_NO_DELIM)
+        return CPAR_EPROTO;
+    b = cpar_msg_frame(m, m->delim + (size_t)part);
+    return cpar_json_scan_keys(b.data, b.len, keys, nkeys, vals);
 }

@@ -234,7 +234,18 @@ int cpar_json_scan(const char *s, size_t n, const char *key, const char **val, s
  * does not fit.
  */
 int cpar_json_scan_str(const char *s, size_t n, const char *key, char *buf, size_t buflen);
-/* The two above on JSON part `part` (CPAR_PART_HEADER..CONTENT) of a split message. */
+/*
+ * Several keys in one walk: vals[i] spans the raw value of keys[i], or is {NULL, 0} when the
+ * object has no such key. 0 or CPAR_EPROTO.
+ */
+int cpar_json_scan_keys(const char *s, size_t n, const char *const *keys, size_t nkeys,
+                        cpar_bytes_t *vals);
+/* Decode a raw string value (as spanned by the scanners) like cpar_json_scan_str; CPAR_ENOENT
+ * for an absent value ({NULL, 0}). */
+int cpar_json_str(cpar_bytes_t raw, char *buf, size_t buflen);
+/* The scanners above on JSON part `part` (CPAR_PART_HEADER..CONTENT) of a split message. */
+int cpar_msg_scan_keys(const cpar_msg_t *m, int part, const char *const *keys, size_t nkeys,
+                       cpar_bytes_t *vals);
 int cpar_msg_scan(const cpar_msg_t *m, int part, const char *key, const char **val, size_t *vlen);
 int cpar_msg_scan_str(const cpar_msg_t *m, int part, const char *key, char *buf, size_t buflen);
 

@@ -99,6 +99,26 @@ static void test_jupyter_header(void **state)
     assert_string_equal(buf, "2026-11-26T11:50:34.070194Z");
 }
 
+/* Several keys in one walk; absent keys come back empty; the first occurrence wins. */
+static void test_many_keys(void **state)
+{
+    const char *s = "{\"status\": \"ok\", \"nested\": {\"engine\": \"no\"}, \"engine\": \"e1\","
+                    " \"status\": \"later\"}";
+    const char *const keys[] = {"engine", "missing", "status"};
+    cpar_bytes_t v[3];
+    char buf[16];
+
+    (void)state;
+    assert_int_equal(cpar_json_scan_keys(s, strlen(s), keys, 3, v), 0);
+    assert_int_equal(cpar_json_str(v[0], buf, sizeof buf), 0);
+    assert_string_equal(buf, "e1");
+    assert_null(v[1].data);
+    assert_int_equal(cpar_json_str(v[1], buf, sizeof buf), CPAR_ENOENT);
+    assert_int_equal(cpar_json_str(v[2], buf, sizeof buf), 0);
+    assert_string_equal(buf, "ok");
+    assert_int_equal(cpar_json_scan_keys("{\"a\": [", 7, keys, 3, v), CPAR_EPROTO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -108,6 +128,7 @@ int main(void)
         cmocka_unit_test(test_refuses_what_is_not_an_object),
         cmocka_unit_test(test_string_errors),
         cmocka_unit_test(test_jupyter_header),
+        cmocka_unit_test(test_many_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,6 +154,8 @@ typedef struct ctl {
     char in_id[512];
     char *scratch[3];   /* NUL-terminated copies of frames for records (records.c) */
     size_t scratch_cap[3];
+    ProtobufCBinaryData *bufviews; /* the buffers of one message as record fields (records.c) */
+    size_t nbufviews;
     int shutting_down;
     int exit_code;
 } ctl_t;

@@ -304,6 +304,7 @@ static void ctl_free(ctl_t *ctl)
     cpar_msg_fini(&ctl->in);
     for (int i = 0; i < 3; i++)
         free(ctl->scratch[i]);
+    free(ctl->bufviews);
     ctl_heartbeat_stop(ctl);
     ctl_sockets_close(ctl);
     cpar_loop_free(ctl->loop);

@@ -44,6 +44,31 @@ static char *scratch_text(ctl_t *ctl, cpar_msg_t *m, int part, int slot)
     return ctl->scratch[slot];
 }
 
+/*
+ * The message's buffers as protobuf byte fields pointing at the frames (no copy), in an array the
+ * controller reuses: valid until the next call. NULL on allocation failure.
+ */
+static ProtobufCBinaryData *buffer_views(ctl_t *ctl, cpar_msg_t *m)
+{
+    size_t n = cpar_msg_nbuffers(m);
+
+    if (n > ctl->nbufviews) {
+        ProtobufCBinaryData *nv = realloc(ctl->bufviews, n * sizeof *nv);
+
+        if (!nv)
+            return NULL;
+        ctl->bufviews = nv;
+        ctl->nbufviews = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        cpar_bytes_t b = cpar_msg_frame(m, m->delim + CPAR_PART_BUFFERS + i);
+
+        ctl->bufviews[i].data = (uint8_t *)b.data;
+        ctl->bufviews[i].len = b.len;
+    }
+    return ctl->bufviews;
+}
+
 /* A NUL-terminated copy of a frame, for a protobuf string field. */
 static char *frame_text(cpar_msg_t *m, int part)
 {
@@ -78,7 +103,6 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
     char session[256];
     cpar_bytes_t hv[2];
     size_t nbufs = cpar_msg_nbuffers(m);
-    ProtobufCBinaryData *bufs = NULL;
     ctl_pending_t *pd;
     cpar_record_t rec;
     int rc;
@@ -113,19 +137,8 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
     rec.client_uuid = cpar_json_str(hv[1], session, sizeof session) == 0 ? session : NULL;
     rec.engine_uuid = e ? e->uuid : NULL;
     rec.queue = (char *)queue;
-    if (nbufs) {
-        bufs = malloc(nbufs * sizeof *bufs);
-        if (bufs) {
-            for (size_t i = 0; i < nbufs; i++) {
-                cpar_bytes_t b = cpar_msg_frame(m, m->delim + CPAR_PART_BUFFERS + i);
-
-                bufs[i].data = (uint8_t *)b.data;
-                bufs[i].len = b.len;
-            }
-            rec.n_buffers = nbufs;
-            rec.buffers = bufs;
-        }
-    }
+    if (nbufs && (rec.buffers = buffer_views(ctl, m)))
+        rec.n_buffers = nbufs;
     rec.stdout = (char *)"";
     rec.stderr = (char *)"";
     rc = cpar_db_add(ctl->db, &rec);
@@ -136,7 +149,6 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *
                                 CPAR_REC_ENGINE_UUID | CPAR_REC_QUEUE);
     if (rc)
         db_log(ctl, "adding", msg_id, rc);
-    free(bufs);
 }
 
 void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
@@ -145,7 +157,6 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
     char msg_id[512], status[32] = "", engine[256];
     cpar_bytes_t mv[3], date;
     size_t nbufs = cpar_msg_nbuffers(m);
-    ProtobufCBinaryData *bufs = NULL;
     ctl_pending_t *pd;
     cpar_record_t rec;
     int rc, has_engine;
@@ -182,16 +193,8 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
             rec.has_completed = 1;
             rec.completed = rec.received;
         }
-        if (nbufs && (bufs = malloc(nbufs * sizeof *bufs))) {
-            for (size_t i = 0; i < nbufs; i++) {
-                cpar_bytes_t b = cpar_msg_frame(m, m->delim + CPAR_PART_BUFFERS + i);
-
-                bufs[i].data = (uint8_t *)b.data;
-                bufs[i].len = b.len;
-            }
+        if (nbufs && (rec.result_buffers = buffer_views(ctl, m)))
             rec.n_result_buffers = nbufs;
-            rec.result_buffers = bufs;
-        }
         rc = cpar_db_update(ctl->db, &rec,
                             CPAR_REC_RESULT_HEADER | CPAR_REC_RESULT_METADATA |
                                 CPAR_REC_RESULT_CONTENT | CPAR_REC_RESULT_BUFFERS |
@@ -199,7 +202,6 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
                                 CPAR_REC_RECEIVED);
         if (rc)
             db_log(ctl, "completing", msg_id, rc);
-        free(bufs);
     }
     cpar_map_dels(&ctl->pending, pd->msg_id);
     ctl_pending_free(pd);

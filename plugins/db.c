@@ -148,3 +148,32 @@ int cpar_db_flush(cpar_db_t *db)
     cpar_plugin_clear_error(db->inst);
     return db->ops->flush(db->state);
 }
+
+/* The query ops arrived with ABI 1.1; a backend built for 1.0 has no such members. */
+static int db_has_queries(const cpar_db_t *db)
+{
+    return db->ops->base.abi_minor >= 1;
+}
+
+int cpar_db_find(cpar_db_t *db, const cpar_query_t *q, uint32_t fields, cpar_record_cb cb,
+                 void *arg)
+{
+    if (!db || !q || !cb)
+        return CPAR_EINVAL;
+    if (!db_has_queries(db) || !db->ops->find_records)
+        return CPAR_ENOTSUP;
+    cpar_plugin_clear_error(db->inst);
+    return db->ops->find_records(db->state, q, fields, cb, arg);
+}
+
+int cpar_db_drop_matching(cpar_db_t *db, const cpar_query_t *q, size_t *dropped)
+{
+    if (dropped)
+        *dropped = 0;
+    if (!db || !q)
+        return CPAR_EINVAL;
+    if (!db_has_queries(db) || !db->ops->drop_matching)
+        return CPAR_ENOTSUP;
+    cpar_plugin_clear_error(db->inst);
+    return db->ops->drop_matching(db->state, q, dropped);
+}

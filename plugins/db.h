@@ -39,4 +39,12 @@ int cpar_db_drop(cpar_db_t *db, const char *msg_id);
 int cpar_db_history(cpar_db_t *db, cpar_msgid_cb cb, void *arg);
 int cpar_db_flush(cpar_db_t *db);
 
+/*
+ * Queries (dbbackend ABI 1.1). CPAR_ENOTSUP, with no error text of the plugin's, when the backend
+ * answers no queries (it predates 1.1 or leaves the op NULL).
+ */
+int cpar_db_find(cpar_db_t *db, const cpar_query_t *q, uint32_t fields, cpar_record_cb cb,
+                 void *arg);
+int cpar_db_drop_matching(cpar_db_t *db, const cpar_query_t *q, size_t *dropped);
+
 #endif /* CPAR_PLUGINS_DB_H */

@@ -18,12 +18,17 @@
 
 #include <cparallel/plugin.h>
 #include <cparallel/record.pb-c.h>
+#include <cparallel/query.pb-c.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef Cpar__Record cpar_record_t;
+/* A parsed, validated query (sdk/proto/query.proto); see find_records. */
+typedef Cpar__Query cpar_query_t;
+typedef Cpar__QueryTerm cpar_query_term_t;
+typedef Cpar__QueryValue cpar_query_value_t;
 
 /* Initialise a record (all fields absent); msg_id must still be set. */
 #define cpar_record_init cpar__record__init
@@ -101,6 +106,25 @@ typedef struct cpar_dbbackend {
      * backends may leave it NULL.
      */
     int (*flush)(void *state);
+
+    /* ---- ABI 1.1: queries. The core calls these only on plugins built for 1.1 or later. ---- */
+
+    /*
+     * Call cb once per stored record that matches `q` (every record when q has no terms), in
+     * any order. `fields` (cpar_record_field_t bits) names the fields the caller will read: a
+     * backend may leave the others absent in what it passes to cb (msg_id is always set).
+     * The query's semantics are those written in query.proto; a backend that cannot evaluate a
+     * term returns CPAR_ENOTSUP with an explanation and calls cb for nothing. May be NULL (the
+     * backend answers no queries: the core tells the client so).
+     */
+    int (*find_records)(void *state, const cpar_query_t *q, uint32_t fields, cpar_record_cb cb,
+                        void *arg);
+
+    /*
+     * Forget every record that matches `q`, as find_records would select them; set *dropped
+     * (when not NULL) to how many went. May be NULL, like find_records.
+     */
+    int (*drop_matching)(void *state, const cpar_query_t *q, size_t *dropped);
 } cpar_dbbackend_t;
 
 #ifdef __cplusplus

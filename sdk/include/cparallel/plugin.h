@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define CPAR_PLUGIN_ABI_MAJOR 1
-#define CPAR_PLUGIN_ABI_MINOR 0
+#define CPAR_PLUGIN_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define CPAR_PLUGIN_EXPORT __attribute__((visibility("default")))

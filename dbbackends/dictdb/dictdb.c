@@ -65,6 +65,8 @@ typedef struct dictdb_rec {
     uint64_t bytes;
     dictdb_node_t hist, done;
     int in_hist, in_done;
+    struct dictdb_block *blocks; /* where rec's text and bytes live */
+    size_t held, waste;          /* bytes of those blocks in use / no longer referenced */
     cpar_record_t rec;
 } dictdb_rec_t;
 
@@ -299,94 +301,102 @@ static void dictdb_unindex(dictdb_t *db, dictdb_rec_t *r)
 
 /* ---- record fields, driven by the protobuf-c descriptor --------------------------------- */
 
+/*
+ * The text and bytes of a record live in blocks: one allocation holds every field a copy brings
+ * in (all of them on add, the updated ones on update), so storing a record costs one malloc and
+ * one free instead of one per field. A block stays until its record is freed; the bytes of
+ * fields an update replaced are counted as waste, and once a record wastes more than it holds it
+ * is compacted into a single block (a task printing many lines updates stdout again and again).
+ */
+typedef struct dictdb_block {
+    struct dictdb_block *next;
+    size_t size;
+} dictdb_block_t;
+
 #define DICTDB_AT(rec, off) ((void *)((char *)(rec) + (off)))
+#define DICTDB_ALIGN(n) (((n) + sizeof(void *) - 1) & ~(sizeof(void *) - 1))
 
-static char *dictdb_strdup(dictdb_t *db, const char *s)
+static int dictdb_field_is_bytes(const ProtobufCFieldDescriptor *f)
 {
-    size_t n = strlen(s) + 1;
-    char *copy = db->host->alloc(n);
-
-    if (copy)
-        memcpy(copy, s, n);
-    return copy;
+    return f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_BYTES;
 }
 
-static void dictdb_field_clear(dictdb_t *db, cpar_record_t *r, const ProtobufCFieldDescriptor *f)
+static int dictdb_field_is_text(const ProtobufCFieldDescriptor *f)
+{
+    return f->label != PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_STRING;
+}
+
+/* Bytes a field takes in a block. */
+static size_t dictdb_field_size(const cpar_record_t *r, const ProtobufCFieldDescriptor *f)
+{
+    if (dictdb_field_is_bytes(f)) {
+        size_t n = *(const size_t *)DICTDB_AT(r, f->quantifier_offset);
+        const ProtobufCBinaryData *items = *(ProtobufCBinaryData *const *)DICTDB_AT(r, f->offset);
+        size_t size = n * sizeof *items;
+
+        for (size_t i = 0; i < n; i++)
+            size += DICTDB_ALIGN(items[i].len);
+        return size;
+    }
+    if (dictdb_field_is_text(f)) {
+        const char *s = *(char *const *)DICTDB_AT(r, f->offset);
+        return s ? DICTDB_ALIGN(strlen(s) + 1) : 0;
+    }
+    return 0;
+}
+
+static void dictdb_field_clear(cpar_record_t *r, const ProtobufCFieldDescriptor *f)
 {
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        size_t *n = DICTDB_AT(r, f->quantifier_offset);
-        ProtobufCBinaryData **items = DICTDB_AT(r, f->offset);
-        for (size_t i = 0; i < *n; i++)
-            db->host->free((*items)[i].data);
-        db->host->free(*items);
-        *items = NULL;
-        *n = 0;
+        *(void **)DICTDB_AT(r, f->offset) = NULL;
+        *(size_t *)DICTDB_AT(r, f->quantifier_offset) = 0;
     } else if (f->type == PROTOBUF_C_TYPE_STRING) {
-        char **s = DICTDB_AT(r, f->offset);
-        db->host->free(*s);
-        *s = NULL;
+        *(char **)DICTDB_AT(r, f->offset) = NULL;
     } else {
         *(protobuf_c_boolean *)DICTDB_AT(r, f->quantifier_offset) = 0;
         *(int64_t *)DICTDB_AT(r, f->offset) = 0;
     }
 }
 
-static int dictdb_bytes_copy(dictdb_t *db, ProtobufCBinaryData **dst, size_t *ndst,
-                             const ProtobufCBinaryData *src, size_t nsrc)
+/* Copy one field from src into dst, whose field is empty, taking space from *cursor. */
+static void dictdb_field_copy(cpar_record_t *dst, const cpar_record_t *src,
+                              const ProtobufCFieldDescriptor *f, char **cursor)
 {
-    ProtobufCBinaryData *items;
+    if (dictdb_field_is_bytes(f)) {
+        size_t n = *(const size_t *)DICTDB_AT(src, f->quantifier_offset);
+        const ProtobufCBinaryData *from = *(ProtobufCBinaryData *const *)DICTDB_AT(src, f->offset);
+        ProtobufCBinaryData *items;
 
-    *dst = NULL;
-    *ndst = 0;
-    if (!nsrc)
-        return 0;
-    items = db->host->alloc(nsrc * sizeof *items);
-    if (!items)
-        return CPAR_ENOMEM;
-    for (size_t i = 0; i < nsrc; i++) {
-        items[i].len = src[i].len;
-        items[i].data = NULL;
-        if (!src[i].len)
-            continue;
-        items[i].data = db->host->alloc(src[i].len);
-        if (!items[i].data) {
-            for (size_t j = 0; j < i; j++)
-                db->host->free(items[j].data);
-            db->host->free(items);
-            return CPAR_ENOMEM;
+        if (!n)
+            return;
+        items = (ProtobufCBinaryData *)*cursor;
+        *cursor += n * sizeof *items;
+        for (size_t i = 0; i < n; i++) {
+            items[i].len = from[i].len;
+            items[i].data = NULL;
+            if (!from[i].len)
+                continue;
+            items[i].data = (uint8_t *)*cursor;
+            memcpy(items[i].data, from[i].data, from[i].len);
+            *cursor += DICTDB_ALIGN(from[i].len);
         }
-        memcpy(items[i].data, src[i].data, src[i].len);
-    }
-    *dst = items;
-    *ndst = nsrc;
-    return 0;
-}
-
-/* Copy one field from src into dst, whose field is empty. */
-static int dictdb_field_copy(dictdb_t *db, cpar_record_t *dst, const cpar_record_t *src,
-                             const ProtobufCFieldDescriptor *f)
-{
-    if (f->label == PROTOBUF_C_LABEL_REPEATED && f->type == PROTOBUF_C_TYPE_BYTES) {
-        return dictdb_bytes_copy(db, DICTDB_AT(dst, f->offset),
-                                 DICTDB_AT(dst, f->quantifier_offset),
-                                 *(ProtobufCBinaryData *const *)DICTDB_AT(src, f->offset),
-                                 *(const size_t *)DICTDB_AT(src, f->quantifier_offset));
-    }
-    if (f->type == PROTOBUF_C_TYPE_STRING && f->label != PROTOBUF_C_LABEL_REPEATED) {
+        *(ProtobufCBinaryData **)DICTDB_AT(dst, f->offset) = items;
+        *(size_t *)DICTDB_AT(dst, f->quantifier_offset) = n;
+    } else if (dictdb_field_is_text(f)) {
         const char *s = *(char *const *)DICTDB_AT(src, f->offset);
-        char **d = DICTDB_AT(dst, f->offset);
+        size_t len;
+
         if (!s)
-            return 0;
-        *d = dictdb_strdup(db, s);
-        return *d ? 0 : CPAR_ENOMEM;
-    }
-    if (f->type == PROTOBUF_C_TYPE_SINT64 && f->label == PROTOBUF_C_LABEL_OPTIONAL) {
+            return;
+        len = strlen(s) + 1;
+        memcpy(*cursor, s, len);
+        *(char **)DICTDB_AT(dst, f->offset) = *cursor;
+        *cursor += DICTDB_ALIGN(len);
+    } else {
         *(protobuf_c_boolean *)DICTDB_AT(dst, f->quantifier_offset) =
             *(const protobuf_c_boolean *)DICTDB_AT(src, f->quantifier_offset);
         *(int64_t *)DICTDB_AT(dst, f->offset) = *(const int64_t *)DICTDB_AT(src, f->offset);
-        return 0;
     }
-    return CPAR_EINTERNAL;
 }
 
 /* Move one field from src to dst (whose field is empty); src's becomes empty. */
@@ -398,16 +408,13 @@ static void dictdb_field_move(cpar_record_t *dst, cpar_record_t *src,
                                                         : sizeof(int64_t);
 
     memcpy(DICTDB_AT(dst, f->offset), DICTDB_AT(src, f->offset), size);
-    memset(DICTDB_AT(src, f->offset), 0, size);
-    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
         memcpy(DICTDB_AT(dst, f->quantifier_offset), DICTDB_AT(src, f->quantifier_offset),
                sizeof(size_t));
-        memset(DICTDB_AT(src, f->quantifier_offset), 0, sizeof(size_t));
-    } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING) {
+    else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING)
         memcpy(DICTDB_AT(dst, f->quantifier_offset), DICTDB_AT(src, f->quantifier_offset),
                sizeof(protobuf_c_boolean));
-        memset(DICTDB_AT(src, f->quantifier_offset), 0, sizeof(protobuf_c_boolean));
-    }
+    dictdb_field_clear(src, f);
 }
 
 static uint32_t dictdb_field_bit(const ProtobufCFieldDescriptor *f)
@@ -415,31 +422,46 @@ static uint32_t dictdb_field_bit(const ProtobufCFieldDescriptor *f)
     return f->id >= 2 && f->id < 2 + 32 ? 1u << (f->id - 2) : 0;
 }
 
-static void dictdb_record_clear(dictdb_t *db, cpar_record_t *r)
+static int dictdb_field_selected(const ProtobufCFieldDescriptor *f, uint32_t mask, int with_id)
 {
-    const ProtobufCMessageDescriptor *d = &cpar__record__descriptor;
-
-    for (unsigned i = 0; i < d->n_fields; i++)
-        dictdb_field_clear(db, r, &d->fields[i]);
+    return f->id == 1 ? with_id : (mask & dictdb_field_bit(f)) != 0;
 }
 
-/* Copy the fields `mask` names, and msg_id when `with_id`, from src into the empty dst. */
+static void dictdb_blocks_free(dictdb_t *db, dictdb_block_t *b)
+{
+    while (b) {
+        dictdb_block_t *next = b->next;
+        db->host->free(b);
+        b = next;
+    }
+}
+
+/*
+ * Copy the fields `mask` names, and msg_id when `with_id`, from src into the empty dst, their
+ * text and bytes into one new block (*block; NULL when they need no space).
+ */
 static int dictdb_record_copy(dictdb_t *db, cpar_record_t *dst, const cpar_record_t *src,
-                              uint32_t mask, int with_id)
+                              uint32_t mask, int with_id, dictdb_block_t **block)
 {
     const ProtobufCMessageDescriptor *d = &cpar__record__descriptor;
+    size_t size = 0;
+    char *cursor = NULL;
 
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        int rc;
-        if (f->id == 1 ? !with_id : !(mask & dictdb_field_bit(f)))
-            continue;
-        rc = dictdb_field_copy(db, dst, src, f);
-        if (rc) {
-            dictdb_record_clear(db, dst);
-            return rc;
-        }
+    *block = NULL;
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (dictdb_field_selected(&d->fields[i], mask, with_id))
+            size += dictdb_field_size(src, &d->fields[i]);
+    if (size) {
+        *block = db->host->alloc(DICTDB_ALIGN(sizeof **block) + size);
+        if (!*block)
+            return CPAR_ENOMEM;
+        (*block)->next = NULL;
+        (*block)->size = size;
+        cursor = (char *)*block + DICTDB_ALIGN(sizeof **block);
     }
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (dictdb_field_selected(&d->fields[i], mask, with_id))
+            dictdb_field_copy(dst, src, &d->fields[i], &cursor);
     return 0;
 }
 
@@ -518,8 +540,25 @@ static void dictdb_tomb_add(dictdb_t *db, const char *id)
 
 static void dictdb_rec_free(dictdb_t *db, dictdb_rec_t *r)
 {
-    dictdb_record_clear(db, &r->rec);
+    dictdb_blocks_free(db, r->blocks);
     db->host->free(r);
+}
+
+/* Give r a block of its own fields; its old blocks go (see dictdb_block_t). */
+static void dictdb_compact(dictdb_t *db, dictdb_rec_t *r)
+{
+    cpar_record_t copy;
+    dictdb_block_t *block;
+
+    cpar_record_init(&copy);
+    if (dictdb_record_copy(db, &copy, &r->rec, CPAR_REC_ALL, 1, &block) != 0)
+        return; /* keep the wasteful but valid layout */
+    dictdb_blocks_free(db, r->blocks);
+    r->rec = copy;
+    r->h.key = r->rec.msg_id;
+    r->blocks = block;
+    r->held = block ? block->size : 0;
+    r->waste = 0;
 }
 
 /* Take a stored record out of every structure and free it. */
@@ -627,7 +666,8 @@ static int dictdb_add_record(void *state, const cpar_record_t *rec)
     }
     memset(r, 0, sizeof *r);
     cpar_record_init(&r->rec);
-    rc = dictdb_record_copy(db, &r->rec, rec, CPAR_REC_ALL, 1);
+    rc = dictdb_record_copy(db, &r->rec, rec, CPAR_REC_ALL, 1, &r->blocks);
+    r->held = r->blocks ? r->blocks->size : 0;
     if (rc == 0) {
         r->h.key = r->rec.msg_id;
         r->h.hash = dictdb_hash(db, r->rec.msg_id);
@@ -660,6 +700,7 @@ static int dictdb_update_record(void *state, const cpar_record_t *rec, uint32_t 
     const ProtobufCMessageDescriptor *d = &cpar__record__descriptor;
     dictdb_t *db = state;
     cpar_record_t fresh;
+    dictdb_block_t *block;
     dictdb_rec_t *r;
     int rc;
 
@@ -672,7 +713,7 @@ static int dictdb_update_record(void *state, const cpar_record_t *rec, uint32_t 
         return dictdb_missing(db, rec->msg_id);
     /* Copy first, so that running out of memory leaves the record as it was. */
     cpar_record_init(&fresh);
-    rc = dictdb_record_copy(db, &fresh, rec, fields, 0);
+    rc = dictdb_record_copy(db, &fresh, rec, fields, 0, &block);
     if (rc) {
         db->host->set_error(db->ctx, "cannot copy update of record %s: %s", rec->msg_id,
                             cpar_strerror(rc));
@@ -681,11 +722,23 @@ static int dictdb_update_record(void *state, const cpar_record_t *rec, uint32_t 
     dictdb_unindex(db, r);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        size_t old;
+
         if (!(fields & dictdb_field_bit(f)))
             continue;
-        dictdb_field_clear(db, &r->rec, f);
+        old = dictdb_field_size(&r->rec, f);
+        r->held -= old;
+        r->waste += old;
+        dictdb_field_clear(&r->rec, f);
         dictdb_field_move(&r->rec, &fresh, f);
     }
+    if (block) {
+        block->next = r->blocks;
+        r->blocks = block;
+        r->held += block->size;
+    }
+    if (r->waste > r->held)
+        dictdb_compact(db, r);
     db->bytes -= r->bytes;
     r->bytes = dictdb_record_bytes(&r->rec);
     db->bytes += r->bytes;

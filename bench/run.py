@@ -163,7 +163,7 @@ def _stop_group(proc, grace=5.0):
 class Controller:
     """One controller (either kind) in its own temporary profile and process group."""
 
-    def __init__(self, kind, args, workdir, tag):
+    def __init__(self, kind, args, workdir, tag, db=None):
         self.kind = kind
         self.dir = Path(workdir) / f"{kind}-{tag}"
         self.profile = self.dir / "profile"
@@ -179,6 +179,13 @@ class Controller:
                  "--ip=127.0.0.1"]
         if args.hwm is not None:
             argv.append(f"--hwm={args.hwm}")
+        if db:
+            argv.append(f"--{db}")
+            if db == "mongodb":
+                # The same server for both; the Python controller takes pymongo's arguments.
+                argv.append(f"--MongoDB.url={args.mongodb_url}" if kind == "cparallel" else
+                            f"--MongoDB.connection_args=['{args.mongodb_url}']")
+                argv.append(f"--MongoDB.database=bench-{kind}-{tag}")
         self.argv = argv
         self.proc = None
         self.log = None
@@ -352,6 +359,34 @@ def matrix(args, workdir, note):
             finally:
                 ctl.stop()
             r.update(suite="matrix", engines=engines, mode=mode, window=window)
+            results.append(r)
+            note("   " + short(r))
+    return results
+
+
+DB_FLAGS = ("dictdb", "sqlitedb", "nodb", "mongodb")
+
+
+def databases(args, workdir, note):
+    """The same load-balanced workload through each task database, both controllers."""
+    results = []
+    for i, db in enumerate(args.dbs):
+        order = args.kinds if i % 2 == 0 else tuple(reversed(args.kinds))
+        for kind in order:
+            ctl = Controller(kind, args, workdir, f"db{i}", db=db)
+            note(f"databases: {LABEL[kind]:9s} --{db:8s} E={args.db_engines} lb W={args.window} ...")
+            try:
+                ctl.start()
+                r = run_loadgen(args, ctl, ["--engines", str(args.db_engines), "--mode", "lb",
+                                            "--window", str(args.window), "--seconds",
+                                            str(args.seconds), "--timeout", str(args.timeout)],
+                                deadline_s=args.timeout * 3 + args.seconds + 60)
+            except (RuntimeError, OSError) as e:
+                r = {"controller": kind, "status": "failed", "fail": str(e)}
+            finally:
+                ctl.stop()
+            r.update(suite="databases", db=db, engines=args.db_engines, mode="lb",
+                     window=args.window)
             results.append(r)
             note("   " + short(r))
     return results
@@ -668,6 +703,35 @@ def matrix_tables(results):
     return t1, t2
 
 
+def databases_table(results):
+    py, c = KINDS
+    by = {}
+    for r in results:
+        by.setdefault(r["db"], {})[r["controller"]] = r
+    base = {k: by.get("dictdb", {}).get(k) for k in KINDS}
+
+    def tps(r):
+        why = usable(r)
+        return why if why else fmt(r.get("tasks_per_s"))
+
+    def num(r):
+        return None if usable(r) else r.get("tasks_per_s")
+
+    head = ("| backend | Python tasks/s | cparallel tasks/s | ratio c/Py | Python CPU s/10k | "
+            "cparallel CPU s/10k | Python: share of its DictDB tasks/s | "
+            "cparallel: share of its DictDB tasks/s |")
+    lines = [head, _sep(head)]
+    for db, rs in by.items():
+        a, b = rs.get(py), rs.get(c)
+        share = []
+        for k, r in ((py, a), (c, b)):
+            x, y = num(r), num(base[k])
+            share.append(f"{100 * x / y:.0f} %" if x and y else "–")
+        lines.append(f"| {db} | {tps(a)} | {tps(b)} | {ratio(num(b), num(a))} "
+                     f"| {fmt(cpu10k(a), 2)} | {fmt(cpu10k(b), 2)} | {share[0]} | {share[1]} |")
+    return lines
+
+
 def registration_table(results):
     head = ("| controller | engines | all registration replies s | all engines listed s | "
             "refused | unregistered | missed beats | max ping gap ms | CPU to register s | "
@@ -763,6 +827,13 @@ def report(args, meta, res):
                 "processes once per process). PSS: proportional set size summed over the tree "
                 "at the end of the run. Backlog: seconds the Python controller kept working "
                 "after the last reply.", ""]
+    if res.get("databases"):
+        out += [f"## Task databases: E={args.db_engines}, load-balanced, W={args.window}, "
+                f"{args.seconds:g} s per run", ""]
+        out += databases_table(res["databases"])
+        out += ["", "Each backend as selected by its flag (--dictdb, --sqlitedb, --nodb, "
+                "--mongodb); the SQLite file lives in the run's temporary profile. The last "
+                "two columns compare each controller with itself on DictDB.", ""]
     if res.get("registration"):
         out += [f"## Registration of {args.reg_engines} fake engines, then {args.reg_watch:g} s "
                 "of heartbeat", ""]
@@ -785,6 +856,14 @@ def parse_args(argv):
     p.add_argument("--matrix", action="store_true", help="run the fake-engine matrix")
     p.add_argument("--registration", action="store_true", help="run the registration suite")
     p.add_argument("--real", action="store_true", help="run the real client/engines suite")
+    p.add_argument("--databases", action="store_true",
+                   help="run the task-database suite (--dbs)")
+    p.add_argument("--dbs", default="dictdb,sqlitedb,nodb",
+                   help="backends of the database suite, as controller flags "
+                        "(dictdb, sqlitedb, nodb, mongodb)")
+    p.add_argument("--db-engines", type=int, default=16, help="engines of the database suite")
+    p.add_argument("--mongodb-url",
+                   help="mongodb:// URI of a server for --dbs=...,mongodb (both controllers)")
     p.add_argument("--quick", action="store_true",
                    help="smaller everything (E=1,16; 2 s runs; 200 engines registering)")
     p.add_argument("--build", type=Path, default=Path(os.environ.get("CPAR_BUILD_DIR",
@@ -823,8 +902,14 @@ def parse_args(argv):
         a.reg_engines = min(a.reg_engines, 200)
         a.reg_watch = min(a.reg_watch, 5.0)
         a.real_count = min(a.real_count, 300)
-    if not (a.matrix or a.registration or a.real):
-        a.matrix = a.registration = a.real = True
+    if not (a.matrix or a.registration or a.real or a.databases):
+        a.matrix = a.registration = a.real = a.databases = True
+    a.dbs = [x for x in a.dbs.split(",") if x]
+    for d in a.dbs:
+        if d not in DB_FLAGS:
+            p.error(f"unknown database {d} (one of {', '.join(DB_FLAGS)})")
+    if "mongodb" in a.dbs and not a.mongodb_url:
+        p.error("--dbs=mongodb needs --mongodb-url")
     a.kinds = (a.only,) if a.only else KINDS
     for m in a.modes:
         if m not in ("lb", "direct"):
@@ -838,7 +923,7 @@ def main(argv):
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the controllers and generators we started are stopped.
     signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
-    need = [args.loadgen] if (args.matrix or args.registration) else []
+    need = [args.loadgen] if (args.matrix or args.registration or args.databases) else []
     if "cparallel" in args.kinds:
         need.append(args.cpcontroller)
     for path in need:
@@ -862,6 +947,8 @@ def main(argv):
     try:
         if args.matrix:
             res["matrix"] = matrix(args, workdir, note)
+        if args.databases:
+            res["databases"] = databases(args, workdir, note)
         if args.registration:
             res["registration"] = registration(args, workdir, note)
         if args.real:

@@ -160,9 +160,9 @@ int cpar_db_find(cpar_db_t *db, const cpar_query_t *q, uint32_t fields, cpar_rec
 {
     if (!db || !q || !cb)
         return CPAR_EINVAL;
+    cpar_plugin_clear_error(db->inst);
     if (!db_has_queries(db) || !db->ops->find_records)
         return CPAR_ENOTSUP;
-    cpar_plugin_clear_error(db->inst);
     return db->ops->find_records(db->state, q, fields, cb, arg);
 }
 
@@ -172,8 +172,8 @@ int cpar_db_drop_matching(cpar_db_t *db, const cpar_query_t *q, size_t *dropped)
         *dropped = 0;
     if (!db || !q)
         return CPAR_EINVAL;
+    cpar_plugin_clear_error(db->inst);
     if (!db_has_queries(db) || !db->ops->drop_matching)
         return CPAR_ENOTSUP;
-    cpar_plugin_clear_error(db->inst);
     return db->ops->drop_matching(db->state, q, dropped);
 }

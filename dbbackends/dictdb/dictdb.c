@@ -12,12 +12,16 @@
  * (ipython/ipyparallel#203); here the limits may be exceeded while the tasks that hold them run.
  * The ids of culled records are remembered (a bounded number of them) so that a late lookup says
  * so instead of "no such record".
+ *
+ * Queries (find_records, drop_matching) test records with the SDK's cpar_query_match, the
+ * reference for what every backend selects.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <cparallel/dbbackend.h>
+#include <cparallel/query.h>
 
 #define DICTDB_SECTION "DictDB"
 #define DICTDB_RECORD_LIMIT 1024
@@ -67,6 +71,7 @@ typedef struct dictdb_rec {
     int in_hist, in_done;
     struct dictdb_block *blocks; /* where rec's text and bytes live */
     size_t held, waste;          /* bytes of those blocks in use / no longer referenced */
+    uint64_t pass;               /* the last query pass that selected it (dictdb_t.pass) */
     cpar_record_t rec;
 } dictdb_rec_t;
 
@@ -89,6 +94,7 @@ typedef struct dictdb {
     dictdb_rec_t *first, *last;
     uint64_t next_seq;
     uint64_t bytes;
+    uint64_t pass; /* counts the queries answered by msg_id lookups */
     dictdb_tree_t hist, done;
     int warned_count, warned_size;
 
@@ -791,6 +797,132 @@ static int dictdb_get_history(void *state, cpar_msgid_cb cb, void *arg)
     return 0;
 }
 
+/* ---- queries ---------------------------------------------------------------------------- */
+
+/*
+ * A query is matched record by record with the SDK's cpar_query_match. One that names its
+ * records by msg_id (a term msg_id EQ or IN text, as the hub's result, resubmit and purge
+ * requests are) is answered by looking those ids up instead of scanning every record.
+ *
+ * cpar_query_match checks the whole query before it tests anything, so a malformed query fails
+ * at the first record it tests, before anything was passed on or dropped.
+ */
+
+typedef int (*dictdb_select_cb)(dictdb_t *db, dictdb_rec_t *r, void *arg);
+
+/* The term that names the only records a query can select by msg_id, or NULL. */
+static const cpar_query_term_t *dictdb_id_term(const cpar_query_t *q)
+{
+    for (size_t i = 0; q->terms && i < q->n_terms; i++) {
+        const cpar_query_term_t *t = q->terms[i];
+        int by_id = t && (t->op == CPAR__QUERY_TERM__OP__IN ||
+                          (t->op == CPAR__QUERY_TERM__OP__EQ && t->n_args == 1));
+
+        if (!by_id || !t->key || strcmp(t->key, "msg_id") != 0 || (t->n_args && !t->args))
+            continue;
+        for (size_t k = 0; k < t->n_args; k++)
+            if (!t->args[k] || t->args[k]->kind_case != CPAR__QUERY_VALUE__KIND_TEXT ||
+                !t->args[k]->text)
+                by_id = 0;
+        if (by_id)
+            return t;
+    }
+    return NULL;
+}
+
+/* Test one record; pass it to `cb` when it matches. 0, or cpar_query_match's error. */
+static int dictdb_select_one(dictdb_t *db, const cpar_query_t *q, dictdb_rec_t *r,
+                             dictdb_select_cb cb, void *arg)
+{
+    int m = cpar_query_match(q, &r->rec);
+
+    if (m < 0) {
+        db->host->set_error(db->ctx, m == CPAR_ENOMEM ? "out of memory matching a query"
+                                                      : "malformed query");
+        return m;
+    }
+    return m ? cb(db, r, arg) : 0;
+}
+
+/* Call cb for every record that matches q, each once; cb may remove the record it is given. */
+static int dictdb_select(dictdb_t *db, const cpar_query_t *q, dictdb_select_cb cb, void *arg)
+{
+    const cpar_query_term_t *ids = dictdb_id_term(q);
+    dictdb_rec_t *r, *next;
+    int rc = 0;
+
+    if (ids) {
+        uint64_t pass = ++db->pass;
+
+        for (size_t k = 0; rc == 0 && k < ids->n_args; k++) {
+            r = dictdb_find(db, ids->args[k]->text);
+            if (!r || r->pass == pass) /* the same id twice */
+                continue;
+            r->pass = pass;
+            rc = dictdb_select_one(db, q, r, cb, arg);
+        }
+        return rc;
+    }
+    for (r = db->first; r && rc == 0; r = next) {
+        next = r->next;
+        rc = dictdb_select_one(db, q, r, cb, arg);
+    }
+    return rc;
+}
+
+typedef struct dictdb_found {
+    cpar_record_cb cb;
+    void *arg;
+} dictdb_found_t;
+
+static int dictdb_found(dictdb_t *db, dictdb_rec_t *r, void *arg)
+{
+    dictdb_found_t *f = arg;
+
+    (void)db;
+    f->cb(f->arg, &r->rec);
+    return 0;
+}
+
+/* Records are passed on whole, as stored: `fields` would only cost a copy. */
+static int dictdb_find_records(void *state, const cpar_query_t *q, uint32_t fields,
+                               cpar_record_cb cb, void *arg)
+{
+    dictdb_found_t found = {cb, arg};
+    dictdb_t *db = state;
+
+    (void)fields;
+    if (!q || !cb) {
+        db->host->set_error(db->ctx, "find_records needs a query and a callback");
+        return CPAR_EINVAL;
+    }
+    return dictdb_select(db, q, dictdb_found, &found);
+}
+
+static int dictdb_dropped(dictdb_t *db, dictdb_rec_t *r, void *arg)
+{
+    (*(size_t *)arg)++;
+    dictdb_remove(db, r);
+    return 0;
+}
+
+/* Dropping keeps no tombstone: a later lookup of a dropped id says "no such msg_id". */
+static int dictdb_drop_matching(void *state, const cpar_query_t *q, size_t *dropped)
+{
+    dictdb_t *db = state;
+    size_t n = 0;
+    int rc;
+
+    if (!q) {
+        db->host->set_error(db->ctx, "drop_matching needs a query");
+        return CPAR_EINVAL;
+    }
+    rc = dictdb_select(db, q, dictdb_dropped, &n);
+    if (dropped)
+        *dropped = n;
+    return rc;
+}
+
 /* ---- life cycle ------------------------------------------------------------------------- */
 
 static int dictdb_config_int(dictdb_t *db, const char *key, int64_t min, int64_t *value)
@@ -896,4 +1028,6 @@ CPAR_PLUGIN_EXPORT const cpar_dbbackend_t cpar_dbbackend_dictdb_plugin = {
     .get_record = dictdb_get_record,
     .drop_record = dictdb_drop_record,
     .get_history = dictdb_get_history,
+    .find_records = dictdb_find_records,
+    .drop_matching = dictdb_drop_matching,
 };

@@ -2,264 +2,25 @@
  * test_dbbackend_contract.c - what every dbbackend plugin must do, checked through the real
  * plugin host (cpar_db_open) with a fresh database per test.
  *
- * Usage: test_dbbackend_contract <backend>   (or CPAR_DB_BACKEND=<backend>)
+ * Usage: test_dbbackend_contract <backend> [--stores-nothing]   (or CPAR_DB_BACKEND=<backend>)
+ *
+ * A backend that stores records passes three groups: storage (this file: add, update, get, drop,
+ * history, datetimes, buffers), queries (dbcontract_query.c: find_records with every operator
+ * and projection, drop_matching) and ipyparallel's own test_db.py, ported (dbcontract_testdb.c).
+ * A backend that stores nothing, like NoDB, is registered with --stores-nothing and passes its
+ * own contract instead (dbcontract_nodb.c): no group is skipped for a backend, so a storing
+ * backend that fails to store fails.
+ *
  * Settings for the backend: CPAR_CONTRACT_CONFIG='{"Section": {"trait": value, ...}, ...}'.
  * Each test gets a fresh session id and the run a fresh profile directory, so backends that
  * keep files or tables per session start empty.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
+#include "dbcontract.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ftw.h>
-#include <cmocka.h>
-
-#include "plugins/db.h"
-#include "util/ids.h"
-
-static const char *backend;
-static char profile_dir[] = "/tmp/cpar-contract-XXXXXX";
-
-typedef struct fixture {
-    cpar_config_t *cfg;
-    cpar_plughost_t *host;
-    cpar_db_t *db;
-    char session[CPAR_ID_LEN];
-} fixture_t;
-
-/* ---- helpers ---------------------------------------------------------------------------- */
-
-static void load_contract_config(cpar_config_t *cfg)
-{
-    const char *text = getenv("CPAR_CONTRACT_CONFIG");
-    json_error_t jerr;
-    json_t *root, *section;
-    const char *sname;
-
-    if (!text || !*text)
-        return;
-    root = json_loads(text, 0, &jerr);
-    if (!json_is_object(root))
-        fail_msg("CPAR_CONTRACT_CONFIG is not a JSON object: %s", jerr.text);
-    json_object_foreach(root, sname, section)
-    {
-        const char *key;
-        json_t *value;
-        if (!json_is_object(section))
-            fail_msg("CPAR_CONTRACT_CONFIG: section %s is not an object", sname);
-        json_object_foreach(section, key, value)
-        {
-            assert_int_equal(cpar_config_set(cfg, sname, key, json_incref(value), CPAR_SRC_CLI,
-                                             "CPAR_CONTRACT_CONFIG"),
-                             0);
-        }
-    }
-    json_decref(root);
-}
-
-static int setup(void **state)
-{
-    fixture_t *fx = calloc(1, sizeof *fx);
-    cpar_plughost_info_t info = {
-        .program = "test_dbbackend_contract", .profile_dir = profile_dir, .cluster_id = ""};
-    char err[1024];
-    int rc;
-
-    assert_non_null(fx);
-    cpar_new_id(fx->session);
-    info.session = fx->session;
-    fx->cfg = cpar_config_new();
-    assert_non_null(fx->cfg);
-    load_contract_config(fx->cfg);
-    assert_int_equal(cpar_plughost_new(&fx->host, fx->cfg, NULL, &info), 0);
-    rc = cpar_db_open(fx->host, backend, &fx->db, err, sizeof err);
-    if (rc)
-        fail_msg("cpar_db_open(%s): %s: %s", backend, cpar_err_name(rc), err);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *fx = *state;
-
-    assert_int_equal(cpar_db_flush(fx->db), 0);
-    cpar_db_close(fx->host, fx->db);
-    cpar_plughost_free(fx->host);
-    cpar_config_free(fx->cfg);
-    free(fx);
-    return 0;
-}
-
-/* A record's owned copy, as the get callback saw it. */
-typedef struct got {
-    int calls;
-    cpar_record_t *rec;
-} got_t;
-
-static void got_record(void *arg, const cpar_record_t *rec)
-{
-    got_t *g = arg;
-    size_t len = protobuf_c_message_get_packed_size(&rec->base);
-    uint8_t *buf = malloc(len ? len : 1);
-
-    assert_non_null(buf);
-    assert_int_equal(protobuf_c_message_pack(&rec->base, buf), len);
-    if (g->rec)
-        cpar__record__free_unpacked(g->rec, NULL);
-    g->rec = cpar__record__unpack(NULL, len, buf);
-    assert_non_null(g->rec);
-    free(buf);
-    g->calls++;
-}
-
-static void got_free(got_t *g)
-{
-    if (g->rec)
-        cpar__record__free_unpacked(g->rec, NULL);
-    g->rec = NULL;
-    g->calls = 0;
-}
-
-/* Get `id`, which must exist, into g. */
-static void get_ok(fixture_t *fx, const char *id, got_t *g)
-{
-    int rc;
-
-    got_free(g);
-    rc = cpar_db_get(fx->db, id, got_record, g);
-    if (rc)
-        fail_msg("get %s: %s: %s", id, cpar_err_name(rc), cpar_db_error(fx->db));
-    assert_int_equal(g->calls, 1);
-}
-
-static void add_ok(fixture_t *fx, const cpar_record_t *rec)
-{
-    int rc = cpar_db_add(fx->db, rec);
-
-    if (rc)
-        fail_msg("add %s: %s: %s", rec->msg_id, cpar_err_name(rc), cpar_db_error(fx->db));
-}
-
-static void update_ok(fixture_t *fx, const cpar_record_t *rec, uint32_t fields)
-{
-    int rc = cpar_db_update(fx->db, rec, fields);
-
-    if (rc)
-        fail_msg("update %s: %s: %s", rec->msg_id, cpar_err_name(rc), cpar_db_error(fx->db));
-}
-
-#define AT(rec, off) ((const void *)((const char *)(rec) + (off)))
-
-/* Field-by-field equality, naming the first field that differs. */
-static void assert_records_equal(const cpar_record_t *want, const cpar_record_t *got)
-{
-    const ProtobufCMessageDescriptor *d = &cpar__record__descriptor;
-
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t nw = *(const size_t *)AT(want, f->quantifier_offset);
-            size_t ng = *(const size_t *)AT(got, f->quantifier_offset);
-            const ProtobufCBinaryData *bw = *(ProtobufCBinaryData *const *)AT(want, f->offset);
-            const ProtobufCBinaryData *bg = *(ProtobufCBinaryData *const *)AT(got, f->offset);
-            if (nw != ng)
-                fail_msg("%s: %zu items, want %zu", f->name, ng, nw);
-            for (size_t j = 0; j < nw; j++) {
-                if (bw[j].len != bg[j].len)
-                    fail_msg("%s[%zu]: %zu bytes, want %zu", f->name, j, bg[j].len, bw[j].len);
-                if (bw[j].len && memcmp(bw[j].data, bg[j].data, bw[j].len) != 0)
-                    fail_msg("%s[%zu]: bytes differ", f->name, j);
-            }
-        } else if (f->type == PROTOBUF_C_TYPE_STRING) {
-            const char *sw = *(char *const *)AT(want, f->offset);
-            const char *sg = *(char *const *)AT(got, f->offset);
-            if (!sw != !sg)
-                fail_msg("%s: %s, want %s", f->name, sg ? "set" : "absent", sw ? "set" : "absent");
-            if (sw && strcmp(sw, sg) != 0)
-                fail_msg("%s: \"%s\", want \"%s\"", f->name, sg, sw);
-        } else {
-            protobuf_c_boolean hw = *(const protobuf_c_boolean *)AT(want, f->quantifier_offset);
-            protobuf_c_boolean hg = *(const protobuf_c_boolean *)AT(got, f->quantifier_offset);
-            int64_t vw = *(const int64_t *)AT(want, f->offset);
-            int64_t vg = *(const int64_t *)AT(got, f->offset);
-            if (!hw != !hg)
-                fail_msg("%s: %s, want %s", f->name, hg ? "set" : "absent", hw ? "set" : "absent");
-            if (hw && vw != vg)
-                fail_msg("%s: %lld, want %lld", f->name, (long long)vg, (long long)vw);
-        }
-    }
-}
-
-static void set_time(cpar_record_t *r, cpar_record_field_t which, int64_t us)
-{
-    switch (which) {
-    case CPAR_REC_SUBMITTED:
-        r->has_submitted = 1, r->submitted = us;
-        break;
-    case CPAR_REC_STARTED:
-        r->has_started = 1, r->started = us;
-        break;
-    case CPAR_REC_COMPLETED:
-        r->has_completed = 1, r->completed = us;
-        break;
-    case CPAR_REC_RECEIVED:
-        r->has_received = 1, r->received = us;
-        break;
-    default:
-        fail_msg("not a time field");
-    }
-}
-
-static ProtobufCBinaryData bin(const void *data, size_t len)
-{
-    ProtobufCBinaryData b = {len, (uint8_t *)(uintptr_t)data};
-    return b;
-}
-
-static ProtobufCBinaryData req_bufs[3];
-static ProtobufCBinaryData res_bufs[2];
-
-/* A record with every field set, as the hub makes them for a finished task. */
-static void full_record(cpar_record_t *r, const char *id)
-{
-    cpar_record_init(r);
-    r->msg_id = (char *)id;
-    r->header = "{\"msg_id\":\"x\",\"msg_type\":\"apply_request\",\"date\":"
-                "\"2021-10-01T00:00:00.123456Z\",\"session\":\"s\",\"username\":\"Zoë\"}";
-    r->metadata = "{\"after\":[],\"follow\":[],\"targets\":[],\"retries\":0}";
-    r->content = "{}";
-    req_bufs[0] = bin("f\0u\0n\0c", 7);
-    req_bufs[1] = bin("", 0);
-    req_bufs[2] = bin("\0", 1);
-    r->n_buffers = 3;
-    r->buffers = req_bufs;
-    set_time(r, CPAR_REC_SUBMITTED, INT64_C(1633046400123456));
-    r->client_uuid = "a1b2c3d4-0000000000000000000000aa";
-    r->engine_uuid = "e1e2e3e4-0000000000000000000000ee";
-    set_time(r, CPAR_REC_STARTED, INT64_C(1633046400223456));
-    set_time(r, CPAR_REC_COMPLETED, INT64_C(1633046401000001));
-    r->resubmitted = "99999999-000000000000000000000099";
-    set_time(r, CPAR_REC_RECEIVED, INT64_C(1633046401000999));
-    r->result_header = "{\"msg_type\":\"apply_reply\"}";
-    r->result_metadata = "{\"status\":\"ok\",\"engine\":\"e1e2e3e4\"}";
-    r->result_content = "{\"status\":\"ok\"}";
-    res_bufs[0] = bin("\x80\x04\x95\0\0", 5);
-    res_bufs[1] = bin("r", 1);
-    r->n_result_buffers = 2;
-    r->result_buffers = res_bufs;
-    r->queue = "task";
-    r->execute_input = "print('hi')";
-    r->execute_result = "{\"data\":{\"text/plain\":\"42\"}}";
-    r->error = "{\"ename\":\"ValueError\"}";
-    r->stdout = "hi\n";
-    r->stderr = "warning\n";
-    r->display_data = "{\"data\":{}}";
-    r->label = "label";
-}
 
 /* ---- the contract ------------------------------------------------------------------------ */
 
@@ -429,35 +190,6 @@ static void test_missing_ids(void **state)
     assert_int_equal(cpar_db_drop(fx->db, "nope"), CPAR_ENOENT);
     assert_int_equal(cpar_db_get(fx->db, "nope", got_record, &g), CPAR_ENOENT);
     assert_int_equal(g.calls, 0);
-}
-
-typedef struct ids {
-    size_t n;
-    char *id[64];
-} ids_t;
-
-static void collect_id(void *arg, const char *msg_id)
-{
-    ids_t *ids = arg;
-
-    assert_true(ids->n < 64);
-    ids->id[ids->n] = strdup(msg_id);
-    assert_non_null(ids->id[ids->n]);
-    ids->n++;
-}
-
-static void history_is(fixture_t *fx, const char *const *want, size_t nwant)
-{
-    ids_t ids = {0};
-
-    assert_int_equal(cpar_db_history(fx->db, collect_id, &ids), 0);
-    for (size_t i = 0; i < ids.n && i < nwant; i++)
-        if (strcmp(ids.id[i], want[i]) != 0)
-            fail_msg("history[%zu] is %s, want %s", i, ids.id[i], want[i]);
-    if (ids.n != nwant)
-        fail_msg("history has %zu ids, want %zu", ids.n, nwant);
-    for (size_t i = 0; i < ids.n; i++)
-        free(ids.id[i]);
 }
 
 static void add_submitted(fixture_t *fx, const char *id, int has, int64_t submitted)
@@ -636,6 +368,29 @@ static void test_flush(void **state)
 
 /* ---- runner ----------------------------------------------------------------------------- */
 
+int dbc_run_storage(void)
+{
+    const struct CMUnitTest tests[] = {
+        DBC_TEST(test_add_get_full_record),
+        DBC_TEST(test_add_get_minimal_record),
+        DBC_TEST(test_add_duplicate),
+        DBC_TEST(test_record_is_copied),
+        DBC_TEST(test_update_selected_fields),
+        DBC_TEST(test_update_all_fields),
+        DBC_TEST(test_missing_ids),
+        DBC_TEST(test_drop),
+        DBC_TEST(test_history_order),
+        DBC_TEST(test_datetimes),
+        DBC_TEST(test_non_ascii_text),
+        DBC_TEST(test_big_buffer),
+        DBC_TEST(test_flush),
+    };
+    char name[128];
+
+    snprintf(name, sizeof name, "dbbackend contract: %s: storage", dbc_backend);
+    return cmocka_run_group_tests_name(name, tests, NULL, NULL);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -644,44 +399,28 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return mkdtemp(profile_dir) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return nftw(profile_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 int main(int argc, char **argv)
 {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-    const struct CMUnitTest tests[] = {
-        T(test_add_get_full_record),
-        T(test_add_get_minimal_record),
-        T(test_add_duplicate),
-        T(test_record_is_copied),
-        T(test_update_selected_fields),
-        T(test_update_all_fields),
-        T(test_missing_ids),
-        T(test_drop),
-        T(test_history_order),
-        T(test_datetimes),
-        T(test_non_ascii_text),
-        T(test_big_buffer),
-        T(test_flush),
-    };
-#undef T
-    char name[128];
+    int stores_nothing = argc > 2 && strcmp(argv[2], "--stores-nothing") == 0;
+    int failed;
 
-    backend = argc > 1 ? argv[1] : getenv("CPAR_DB_BACKEND");
-    if (!backend || !*backend) {
-        fprintf(stderr, "usage: %s <backend>   (or set CPAR_DB_BACKEND)\n", argv[0]);
+    dbc_backend = argc > 1 ? argv[1] : getenv("CPAR_DB_BACKEND");
+    if (!dbc_backend || !*dbc_backend || (argc > 2 && !stores_nothing) || argc > 3) {
+        fprintf(stderr, "usage: %s <backend> [--stores-nothing]   (or set CPAR_DB_BACKEND)\n",
+                argv[0]);
         return 2;
     }
-    snprintf(name, sizeof name, "dbbackend contract: %s", backend);
-    return cmocka_run_group_tests_name(name, tests, group_setup, group_teardown);
+    if (!mkdtemp(dbc_profile_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    if (stores_nothing) {
+        failed = dbc_run_nodb();
+    } else {
+        failed = dbc_run_storage();
+        failed += dbc_run_queries();
+        failed += dbc_run_testdb();
+    }
+    nftw(dbc_profile_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return failed ? 1 : 0;
 }

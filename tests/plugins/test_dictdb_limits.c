@@ -15,6 +15,7 @@
 #include "plugins/db.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "wire/query.h"
 
 #define UNSET (-1)
 
@@ -264,6 +265,66 @@ static void test_cull_size_drop(void **state)
     lim_close(&l);
 }
 
+/* drop_matching keeps the byte count and the indexes culling uses, by id and by scan alike. */
+static size_t drop_matching(lim_t *l, const char *json)
+{
+    cpar_query_t *q;
+    size_t dropped = 0;
+    char err[256];
+
+    if (cpar_query_parse(json, strlen(json), &q, err, sizeof err) != 0)
+        fail_msg("query %s: %s", json, err);
+    assert_int_equal(cpar_db_drop_matching(l->db, q, &dropped), 0);
+    cpar_query_free(q);
+    return dropped;
+}
+
+static void test_cull_size_drop_matching(void **state)
+{
+    lim_t l;
+
+    (void)state;
+    lim_open(&l, UNSET, 1000, 0.2);
+    add_n(&l, 100, 10);
+    assert_int_equal(drop_matching(&l, "{\"msg_id\": {\"$regex\": \"^rec-00009\"}}"), 10);
+    assert_int_equal(drop_matching(&l, "{\"msg_id\": {\"$in\": [\"rec-000000\", "
+                                        "\"rec-000001\"]}}"),
+                     2);
+    assert_int_equal(history_len(&l), 88);
+    assert_int_equal(stored_bytes(&l), 880);
+    add_n(&l, 12, 10);
+    assert_int_equal(history_len(&l), 100);
+    add_n(&l, 1, 1);
+    /* 1001 bytes: the oldest 21 ten-byte records go */
+    assert_int_equal(history_len(&l), 80);
+    assert_int_equal(stored_bytes(&l), 791);
+    /* a dropped id is not a culled one */
+    assert_int_equal(cpar_db_get(l.db, "rec-000095", ignore_record, NULL), CPAR_ENOENT);
+    assert_string_equal(cpar_db_error(l.db), "no such msg_id rec-000095");
+    lim_close(&l);
+}
+
+static void test_cull_count_drop_matching(void **state)
+{
+    lim_t l;
+
+    (void)state;
+    lim_open(&l, 20, UNSET, 0.2);
+    add_n(&l, 20, 100);
+    assert_int_equal(drop_matching(&l, "{\"msg_id\": {\"$glob\": \"rec-00001[5-9]\"}}"), 5);
+    assert_int_equal(history_len(&l), 15);
+    add_n(&l, 5, 100);
+    assert_int_equal(history_len(&l), 20);
+    add_n(&l, 1, 100);
+    assert_int_equal(history_len(&l), 17);
+    assert_int_equal(drop_matching(&l, "{}"), 17);
+    assert_int_equal(history_len(&l), 0);
+    assert_int_equal(stored_bytes(&l), 0);
+    add_n(&l, 20, 100);
+    assert_int_equal(history_len(&l), 20);
+    lim_close(&l);
+}
+
 static void test_cull_size_update(void **state)
 {
     static uint8_t bytes[11];
@@ -462,6 +523,8 @@ int main(void)
         cmocka_unit_test(test_cull_size),
         cmocka_unit_test(test_cull_size_drop),
         cmocka_unit_test(test_cull_size_update),
+        cmocka_unit_test(test_cull_size_drop_matching),
+        cmocka_unit_test(test_cull_count_drop_matching),
         cmocka_unit_test(test_in_flight_survive_count),
         cmocka_unit_test(test_in_flight_survive_size),
         cmocka_unit_test(test_unsubmitted_never_culled),

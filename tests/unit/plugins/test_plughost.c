@@ -121,7 +121,8 @@ static cpar_plughost_t *host_new(const cpar_config_t *cfg, cpar_loop_t *loop)
 {
     static const cpar_plughost_info_t info = {
         .program = "test_plughost",
-        .profile_dir = "/profiles/p1",
+        /* a directory that exists: real plugins on the search path (SQLiteDB) check it */
+        .profile_dir = "/tmp",
         .cluster_id = "c1",
         .session = "s1",
     };
@@ -166,7 +167,7 @@ static void test_load_good_logs_and_unloads(void **state)
     assert_string_equal(cpar_plugin_path(inst), want);
     /* The host prefixes plugin log lines; unset settings keep the plugin's defaults. */
     assert_contains(log, "[test_plughost] INFO dbbackend/good: init text=- count=-1 ratio=-1 "
-                         "flag=-1 obj=- program=test_plughost profile=/profiles/p1 cluster=c1 "
+                         "flag=-1 obj=- program=test_plughost profile=/tmp cluster=c1 "
                          "session=s1 clock=1");
     free(log);
 

@@ -225,6 +225,13 @@ void ctl_tasks_fini(ctl_t *ctl);
 void ctl_tasks_engine_added(ctl_t *ctl, ctl_engine_t *e);
 void ctl_tasks_engine_removed(ctl_t *ctl, ctl_engine_t *e);
 void ctl_tasks_scan(ctl_t *ctl);
+/*
+ * Submit a task the hub built (a resubmission) as if a client had sent it: `m` is split and
+ * signed, with one routing identity (where the reply goes; an identity no peer has makes the
+ * reply vanish, as ipyparallel's hub discards replies to its resubmit socket) and header msg_id
+ * `msg_id`. The task takes m's frames over and leaves m empty. The hub records it as pending.
+ */
+void ctl_tasks_submit(ctl_t *ctl, cpar_msg_t *m, const char *msg_id);
 
 /* Broadcast scheduler (bcast.c) */
 void ctl_bcast_engine_removed(ctl_t *ctl, ctl_engine_t *e);

@@ -791,6 +791,17 @@ static void submit(ctl_t *ctl, cpar_msg_t *m)
         arm_timeout(ctl, t);
 }
 
+void ctl_tasks_submit(ctl_t *ctl, cpar_msg_t *m, const char *msg_id)
+{
+    char saved[sizeof ctl->in_id];
+
+    /* submit() and the record it makes read the msg_id where ctl_recv() scanned it. */
+    memcpy(saved, ctl->in_id, sizeof saved);
+    snprintf(ctl->in_id, sizeof ctl->in_id, "%s", msg_id);
+    submit(ctl, m);
+    memcpy(ctl->in_id, saved, sizeof saved);
+}
+
 void ctl_on_task_client(void *arg)
 {
     ctl_t *ctl = arg;

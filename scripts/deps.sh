@@ -8,6 +8,7 @@ packages=(
   libzmq3-dev libltdl-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev
   libsqlite3-dev libmongoc-dev libcmocka-dev
   python3-ipyparallel python3-pytest python3-zmq python3-numpy
+  python3-mockupdb python3-mongomock
 )
 [ "${CPAR_DEPS_EXTRA:-}" ] && read -r -a extra <<<"$CPAR_DEPS_EXTRA" && packages+=("${extra[@]}")
 

@@ -3,11 +3,13 @@
  * file (section SQLiteDB: filename, location, table), kept across controller restarts.
  *
  * The file is opened in WAL mode with synchronous=NORMAL. Writes go into an open transaction
- * that is committed SQLITEDB_COMMIT_MS after its first write (a host timer), when it holds
- * SQLITEDB_BATCH_WRITES writes or SQLITEDB_BATCH_BYTES bytes, and in flush and fini; a commit
- * writes the WAL without fsync. A thread of the plugin with a connection of its own copies the
- * WAL into the database file (a passive checkpoint, with the fsyncs) so that the reactor never
- * waits for the disk. Reads see the open transaction: they use the same connection.
+ * that is committed at the reactor's next turn once it holds a write that sets `completed` (a
+ * 0 ms host timer: the completions of one turn share a commit), else SQLITEDB_COMMIT_MS after
+ * its first write (a host timer), when it holds SQLITEDB_BATCH_WRITES writes or
+ * SQLITEDB_BATCH_BYTES bytes, and in flush and fini; a commit writes the WAL without fsync. A
+ * thread of the plugin with a connection of its own copies the WAL into the database file (a
+ * passive checkpoint, with the fsyncs) so that the reactor never waits for the disk. Reads see
+ * the open transaction: they use the same connection.
  *
  * The database is opened lazily: by a timer that fires once the reactor runs, or by the first
  * operation, so that loading the plugin (cpcontroller --list-plugins) creates no file or table.
@@ -360,6 +362,10 @@ static void sqlitedb_stop_commit_timer(sqlitedb_t *db)
         db->host->timer_stop(db->ctx, db->commit_timer);
         db->commit_timer = NULL;
     }
+    if (db->soon_timer) {
+        db->host->timer_stop(db->ctx, db->soon_timer);
+        db->soon_timer = NULL;
+    }
 }
 
 static void sqlitedb_start_commit_timer(sqlitedb_t *db)
@@ -375,6 +381,18 @@ static void sqlitedb_start_commit_timer(sqlitedb_t *db)
         if (rc == CPAR_ENOTSUP)
             db->no_timers = 1;
     }
+}
+
+/*
+ * The open transaction holds a completed record: commit it at the reactor's next turn, together
+ * with whatever else that turn writes. Where no timer can do that, the 100 ms rule stays.
+ */
+static void sqlitedb_commit_soon(sqlitedb_t *db)
+{
+    if (db->no_timers || db->soon_timer || !db->in_txn)
+        return;
+    if (db->host->timer_start(db->ctx, 0, 0, sqlitedb_commit_cb, db, &db->soon_timer))
+        db->soon_timer = NULL;
 }
 
 /*
@@ -441,17 +459,21 @@ static void sqlitedb_commit_cb(void *arg)
 }
 
 /*
- * A write went into the open transaction. Commit when the batch is full, or old enough where no
- * timer does it. 0, or CPAR_EIO when that commit lost the batch (this write included).
+ * A write went into the open transaction; `completes`: it set a record's `completed`. Commit when
+ * the batch is full, or old enough where no timer does it; at the next reactor turn when it
+ * completes a record. 0, or CPAR_EIO when that commit lost the batch (this write included).
  */
-static int sqlitedb_wrote(sqlitedb_t *db, size_t writes, size_t bytes)
+static int sqlitedb_wrote(sqlitedb_t *db, size_t writes, size_t bytes, int completes)
 {
     db->txn_writes += writes;
     db->txn_bytes += bytes;
     if (db->txn_writes < SQLITEDB_BATCH_WRITES && db->txn_bytes < SQLITEDB_BATCH_BYTES &&
         (db->commit_timer ||
-         db->host->monotonic_us() - db->txn_start_us < SQLITEDB_COMMIT_MS * INT64_C(1000)))
+         db->host->monotonic_us() - db->txn_start_us < SQLITEDB_COMMIT_MS * INT64_C(1000))) {
+        if (completes)
+            sqlitedb_commit_soon(db);
         return 0;
+    }
     if (sqlitedb_commit(db) == 0)
         return 0;
     db->host->log(db->ctx, CPAR_LOG_ERROR, "%s", db->err);
@@ -854,7 +876,7 @@ static int sqlitedb_add_record(void *state, const cpar_record_t *rec)
         sqlitedb_check_rollback(db);
         return rc;
     }
-    return sqlitedb_wrote(db, 1, bytes);
+    return sqlitedb_wrote(db, 1, bytes, rec->has_completed);
 }
 
 static int sqlitedb_exists(sqlitedb_t *db, const char *msg_id)
@@ -930,7 +952,7 @@ static int sqlitedb_update_record(void *state, const cpar_record_t *rec, uint32_
         sqlitedb_check_rollback(db);
         return rc;
     }
-    return sqlitedb_wrote(db, 1, bytes);
+    return sqlitedb_wrote(db, 1, bytes, (fields & CPAR_REC_COMPLETED) && rec->has_completed);
 }
 
 static int sqlitedb_get_record(void *state, const char *msg_id, cpar_record_cb cb, void *arg)
@@ -979,7 +1001,7 @@ static int sqlitedb_drop_record(void *state, const char *msg_id)
         sqlitedb_check_rollback(db);
         return rc;
     }
-    return sqlitedb_wrote(db, 1, 0);
+    return sqlitedb_wrote(db, 1, 0, 0);
 }
 
 static int sqlitedb_get_history(void *state, cpar_msgid_cb cb, void *arg)
@@ -1101,7 +1123,7 @@ static int sqlitedb_drop_matching(void *state, const cpar_query_t *q, size_t *dr
     }
     if (dropped)
         *dropped = n;
-    return sqlitedb_wrote(db, n ? n : 1, 0);
+    return sqlitedb_wrote(db, n ? n : 1, 0, 0);
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */

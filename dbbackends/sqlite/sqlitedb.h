@@ -18,7 +18,10 @@
 
 #define SQLITEDB_SECTION "SQLiteDB"
 
-/* A write transaction is committed this long after its first write at the latest... */
+/*
+ * A write transaction is committed this long after its first write at the latest; one that
+ * holds a completed record, at the reactor's next turn (a 0 ms timer)...
+ */
 #define SQLITEDB_COMMIT_MS 100
 /* ...or as soon as it holds this many writes or bytes of buffers. */
 #define SQLITEDB_BATCH_WRITES 1000
@@ -91,7 +94,8 @@ typedef struct sqlitedb {
     int64_t txn_start_us; /* monotonic */
     size_t txn_writes, txn_bytes;
     cpar_timer_t *commit_timer, *open_timer;
-    int no_timers; /* a program without a reactor: commits by age on the next write */
+    cpar_timer_t *soon_timer; /* 0 ms: the transaction holds a completed record */
+    int no_timers;            /* a program without a reactor: commits by age on the next write */
 
     sqlitedb_ckpt_t ckpt;
     char err[1024]; /* the last failure's text, also given to set_error */

@@ -3,8 +3,8 @@
  * plugin host: a child loading records is killed with SIGKILL and the database is intact and
  * holds every record the child had flushed; records written by one instance are found by the
  * next; a table of another schema makes it use <table>_1 (then _2); an older table of its own
- * gains the new columns; writes are committed by the host timer without a flush; loading the
- * plugin alone creates no file.
+ * gains the new columns; writes are committed by the host timer without a flush, and a write
+ * that completes a record at the reactor's next turn; loading the plugin alone creates no file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,7 @@
 #include <ftw.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -697,6 +698,85 @@ static void test_timer_commits_without_flush(void **state)
     cpar_loop_free(loop);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A write that completes a record is committed at the reactor's next turn, not 100 ms later; the
+ * completions of one turn share that commit; a request alone still waits for the 100 ms timer.
+ */
+static void test_completed_commits_next_turn(void **state)
+{
+    char dir[512], path[600], sql[300];
+    cpar_loop_t *loop;
+    recbuf_t b[4];
+    cpar_record_t r[4];
+    sqlite3 *side;
+    int64_t t0;
+    inst_t in;
+
+    (void)state;
+    test_dir(dir, sizeof dir, "soon");
+    db_path(path, sizeof path, dir);
+    assert_int_equal(cpar_loop_new(&loop), 0);
+    open_ok(&in, dir, NULL, loop);
+    run_loop(loop, 20); /* the plugin opens the database once the reactor runs */
+    side = side_open(path);
+#define STORED "SELECT count(*) FROM \"ipython-tasks\" WHERE msg_id LIKE 'soon-%'"
+#define DONE STORED " AND completed IS NOT NULL"
+
+    /*
+     * requests: not committed by a loop turn, only by the 100 ms timer (unless this process was
+     * stalled for that long, when the timer is due in that turn too)
+     */
+    t0 = mono_ms();
+    for (unsigned i = 0; i < 3; i++) {
+        make_record(&r[i], &b[i], "soon", i, 0);
+        assert_int_equal(cpar_db_add(in.db, &r[i]), 0);
+    }
+    run_loop(loop, 0);
+    if (mono_ms() - t0 < 80)
+        assert_int_equal(side_count(side, STORED), 0);
+    run_loop(loop, 300);
+    assert_int_equal(side_count(side, STORED), 3);
+
+    /* three completions in one turn: none committed at once, all by the next turn */
+    for (unsigned i = 0; i < 3; i++) {
+        make_record(&r[i], &b[i], "soon", i, 1);
+        assert_int_equal(cpar_db_update(in.db, &r[i], FINISHED), 0);
+        assert_int_equal(side_count(side, DONE), 0);
+    }
+    run_loop(loop, 0);
+    assert_int_equal(side_count(side, DONE), 3);
+
+    /* an update that does not set completed keeps the 100 ms window */
+    r[0].stdout = "more output\n";
+    t0 = mono_ms();
+    assert_int_equal(cpar_db_update(in.db, &r[0], CPAR_REC_STDOUT), 0);
+    run_loop(loop, 0);
+    snprintf(sql, sizeof sql, "%s AND stdout = 'more output\n'", STORED);
+    if (mono_ms() - t0 < 80)
+        assert_int_equal(side_count(side, sql), 0);
+    run_loop(loop, 300);
+    assert_int_equal(side_count(side, sql), 1);
+
+    /* an add of a record that has completed: the next turn too */
+    make_record(&r[3], &b[3], "soon", 3, 1);
+    assert_int_equal(cpar_db_add(in.db, &r[3]), 0);
+    run_loop(loop, 0);
+    assert_int_equal(side_count(side, DONE), 4);
+#undef DONE
+#undef STORED
+    sqlite3_close(side);
+    inst_close(&in);
+    cpar_loop_free(loop);
+}
+
 /* ---- runner ------------------------------------------------------------------------------ */
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -731,6 +811,7 @@ int main(void)
         cmocka_unit_test(test_load_creates_nothing),
         cmocka_unit_test(test_bad_settings),
         cmocka_unit_test(test_timer_commits_without_flush),
+        cmocka_unit_test(test_completed_commits_next_turn),
     };
 
     return cmocka_run_group_tests_name("sqlite durability", tests, group_setup, group_teardown);

@@ -731,6 +731,10 @@ static void sqlitedb_close(sqlitedb_t *db)
     free(db->sql_drop);
     free(db->sql_exists);
     free(db->sql_history);
+    for (size_t i = 0; i < SQLITEDB_NUPDATE; i++) {
+        free(db->sql_update[i].sql);
+        db->sql_update[i].sql = NULL;
+    }
     db->table = db->sql_insert = db->sql_get = db->sql_drop = NULL;
     db->sql_exists = db->sql_history = NULL;
 }
@@ -898,24 +902,21 @@ static int sqlitedb_exists(sqlitedb_t *db, const char *msg_id)
     return rc;
 }
 
-static int sqlitedb_update_record(void *state, const cpar_record_t *rec, uint32_t fields)
+/*
+ * The text of the UPDATE that writes `fields`, built once per set of fields (the hub updates a
+ * handful of sets again and again): UPDATE t SET "header" = ?2, "stdout" = ?21 WHERE msg_id = ?1,
+ * parameters numbered by field. NULL when out of memory.
+ */
+static const char *sqlitedb_update_sql(sqlitedb_t *db, uint32_t fields)
 {
-    sqlitedb_t *db = state;
     sqlitedb_str_t s = {0};
-    sqlite3_stmt *stmt;
-    size_t bytes = 0;
+    unsigned slot;
     char *sql;
-    int rc, first = 1;
+    int first = 1;
 
-    if (!rec || !rec->msg_id)
-        return sqlitedb_fail(db, CPAR_EINVAL, "record without msg_id");
-    if ((rc = sqlitedb_ready(db)) != 0)
-        return rc;
-    fields &= CPAR_REC_ALL;
-    if (!fields)
-        return sqlitedb_exists(db, rec->msg_id);
-
-    /* UPDATE t SET "header" = ?2, "stdout" = ?21 WHERE msg_id = ?1: parameters are field numbers */
+    for (size_t i = 0; i < SQLITEDB_NUPDATE; i++)
+        if (db->sql_update[i].sql && db->sql_update[i].fields == fields)
+            return db->sql_update[i].sql;
     sqlitedb_str_add(&s, "UPDATE ");
     sqlitedb_str_ident(&s, db->table);
     sqlitedb_str_add(&s, " SET ");
@@ -928,13 +929,35 @@ static int sqlitedb_update_record(void *state, const cpar_record_t *rec, uint32_
     }
     sqlitedb_str_add(&s, " WHERE msg_id = ?1");
     if (!(sql = sqlitedb_str_take(&s)))
-        return sqlitedb_fail(db, CPAR_ENOMEM, "out of memory");
-    if ((rc = sqlitedb_begin(db)) != 0) {
-        free(sql);
+        return NULL;
+    slot = db->sql_update_next++ % SQLITEDB_NUPDATE;
+    free(db->sql_update[slot].sql);
+    db->sql_update[slot].fields = fields;
+    db->sql_update[slot].sql = sql;
+    return sql;
+}
+
+static int sqlitedb_update_record(void *state, const cpar_record_t *rec, uint32_t fields)
+{
+    sqlitedb_t *db = state;
+    sqlite3_stmt *stmt;
+    size_t bytes = 0;
+    const char *sql;
+    int rc;
+
+    if (!rec || !rec->msg_id)
+        return sqlitedb_fail(db, CPAR_EINVAL, "record without msg_id");
+    if ((rc = sqlitedb_ready(db)) != 0)
         return rc;
-    }
+    fields &= CPAR_REC_ALL;
+    if (!fields)
+        return sqlitedb_exists(db, rec->msg_id);
+
+    if (!(sql = sqlitedb_update_sql(db, fields)))
+        return sqlitedb_fail(db, CPAR_ENOMEM, "out of memory");
+    if ((rc = sqlitedb_begin(db)) != 0)
+        return rc;
     stmt = sqlitedb_prepare(db, sql);
-    free(sql);
     if (!stmt)
         return CPAR_EIO;
     for (size_t i = 0; i < sqlitedb_ncols && !rc; i++)

@@ -33,6 +33,7 @@
 #define SQLITEDB_WAL_LIMIT ((int64_t)64 << 20)
 /* Prepared statements kept. */
 #define SQLITEDB_NSTMT 64
+#define SQLITEDB_NUPDATE 16
 
 /* Record fields (cpar_record_field_t bits) holding a JSON object as text. */
 #define SQLITEDB_JSON_FIELDS                                                                       \
@@ -85,6 +86,12 @@ typedef struct sqlitedb {
     sqlite3 *conn; /* NULL until opened (lazily: see sqlitedb_ready) */
     char *table;   /* the table in use, once open */
     char *sql_insert, *sql_get, *sql_drop, *sql_history, *sql_exists;
+    /* UPDATE statements' text by the set of fields they write (the hub uses a handful) */
+    struct {
+        uint32_t fields;
+        char *sql;
+    } sql_update[SQLITEDB_NUPDATE];
+    unsigned sql_update_next;
     int open_failed_logged;
 
     sqlitedb_stmt_t stmts[SQLITEDB_NSTMT];

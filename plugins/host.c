@@ -13,9 +13,12 @@
 #include <unistd.h>
 
 #include <cparallel/dbbackend.h>
+#include <cparallel/launcher.h>
 #include <cparallel/scheduler.h>
 
 #include "dl.h"
+#include "proc.h"
+#include "text.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -63,6 +66,7 @@ struct cpar_plughost {
     size_t ndirs;
     char *search_path;
     cpar_plugin_inst_t *insts;
+    cpar_procs_t *procs; /* NULL when the program manages no processes */
 };
 
 static const char *const host_kind_names[] = {
@@ -326,6 +330,93 @@ static void host_timer_stop(cpar_ctx_t *ctx, cpar_timer_t *t)
     host_timer_release(t);
 }
 
+/* ---- ABI 1.2: processes and text (proc.c, text.c) ------------------------------------- */
+
+static int host_no_processes(cpar_ctx_t *ctx, const char *what)
+{
+    host_set_error(ctx, "%s: %s starts no processes", what, ctx->inst->host->program);
+    return CPAR_ENOTSUP;
+}
+
+static int host_spawn(cpar_ctx_t *ctx, const char *const *argv, const char *const *env,
+                      const char *cwd, const char *output_file, int64_t *pid)
+{
+    char why[1024];
+    int rc;
+
+    if (!ctx)
+        return CPAR_EINVAL;
+    if (!ctx->inst->host->procs)
+        return host_no_processes(ctx, "spawn");
+    rc =
+        cpar_procs_spawn(ctx->inst->host->procs, argv, env, cwd, output_file, pid, why, sizeof why);
+    if (rc)
+        host_set_error(ctx, "%s", why);
+    return rc;
+}
+
+static int host_child_status(cpar_ctx_t *ctx, int64_t pid, int *running, int *exit_code)
+{
+    char why[256];
+    int rc;
+
+    if (!ctx)
+        return CPAR_EINVAL;
+    if (!ctx->inst->host->procs)
+        return host_no_processes(ctx, "child_status");
+    rc = cpar_procs_status(ctx->inst->host->procs, pid, running, exit_code, why, sizeof why);
+    if (rc)
+        host_set_error(ctx, "%s", why);
+    return rc;
+}
+
+static int host_run(cpar_ctx_t *ctx, const char *const *argv, const char *input, int timeout_ms,
+                    int *status, char **out, char **err)
+{
+    char why[1024];
+    int rc;
+
+    if (!ctx)
+        return CPAR_EINVAL;
+    if (!ctx->inst->host->procs)
+        return host_no_processes(ctx, "run");
+    rc = cpar_proc_run(argv, input, timeout_ms, status, out, err, why, sizeof why);
+    if (rc)
+        host_set_error(ctx, "%s", why);
+    return rc;
+}
+
+static int host_render_template(cpar_ctx_t *ctx, const char *tmpl, const cpar_tvar_t *vars,
+                                size_t nvars, char **out)
+{
+    char why[512];
+    int rc = cpar_text_render(tmpl, vars, nvars, out, why, sizeof why);
+
+    if (rc && ctx)
+        host_set_error(ctx, "%s", why);
+    return rc;
+}
+
+static int host_shell_join(cpar_ctx_t *ctx, const char *const *argv, char **out)
+{
+    int rc = cpar_text_shell_join(argv, out);
+
+    if (rc && ctx)
+        host_set_error(ctx, "shell_join: %s", cpar_strerror(rc));
+    return rc;
+}
+
+static int host_regex_search(cpar_ctx_t *ctx, const char *pattern, const char *text, int group,
+                             char **match)
+{
+    char why[512];
+    int rc = cpar_text_regex_search(pattern, text, group, match, why, sizeof why);
+
+    if (rc && ctx)
+        host_set_error(ctx, "%s", why);
+    return rc;
+}
+
 static const cpar_host_t host_table = {
     .abi_major = CPAR_PLUGIN_ABI_MAJOR,
     .abi_minor = CPAR_PLUGIN_ABI_MINOR,
@@ -344,6 +435,12 @@ static const cpar_host_t host_table = {
     .monotonic_us = cpar_monotonic_us,
     .timer_start = host_timer_start,
     .timer_stop = host_timer_stop,
+    .spawn = host_spawn,
+    .child_status = host_child_status,
+    .run = host_run,
+    .render_template = host_render_template,
+    .shell_join = host_shell_join,
+    .regex_search = host_regex_search,
 };
 
 /* ---- search path ------------------------------------------------------------------------ */
@@ -519,6 +616,8 @@ int cpar_plughost_new(cpar_plughost_t **out, const cpar_config_t *cfg, cpar_loop
     }
     if ((rc = path_build(h)) != 0)
         goto fail;
+    if (!(info && info->no_processes) && (rc = cpar_procs_new(&h->procs, loop)) != 0)
+        goto fail;
     if ((rc = cpar_dl_init()) != 0) {
         cpar_error("plugin host: cannot start the loader: %s", cpar_dl_error());
         goto fail;
@@ -527,6 +626,7 @@ int cpar_plughost_new(cpar_plughost_t **out, const cpar_config_t *cfg, cpar_loop
     return 0;
 
 fail:
+    cpar_procs_free(h->procs);
     for (size_t i = 0; i < h->ndirs; i++)
         free(h->dirs[i]);
     free(h->dirs);
@@ -546,6 +646,7 @@ void cpar_plughost_free(cpar_plughost_t *h)
     while (h->insts)
         cpar_plughost_unload(h, h->insts);
     cpar_dl_exit();
+    cpar_procs_free(h->procs);
     for (size_t i = 0; i < h->ndirs; i++)
         free(h->dirs[i]);
     free(h->dirs);
@@ -602,7 +703,35 @@ static int check_ops(const cpar_plugin_t *d, char *why, size_t whylen)
         host_err(why, whylen, "missing operation 'choose'");
         return CPAR_EABI;
     }
-    /* The launcher ABI has no required operations yet. */
+    if (d->kind == CPAR_KIND_LAUNCHER) {
+        const cpar_launcher_t *l = (const cpar_launcher_t *)d;
+        const char *missing = NULL;
+
+        if (l->batch) {
+            const cpar_batch_system_t *b = l->batch;
+            missing = !b->submit_command                     ? "batch.submit_command"
+                      : !b->delete_command                   ? "batch.delete_command"
+                      : !b->job_id_regexp                    ? "batch.job_id_regexp"
+                      : (b->poll_command && !b->parse_state) ? "batch.parse_state"
+                                                             : NULL;
+        } else {
+            missing = !l->start     ? "start"
+                      : !l->stop    ? "stop"
+                      : !l->poll    ? "poll"
+                      : !l->save    ? "save"
+                      : !l->restore ? "restore"
+                      : !l->release ? "release"
+                                    : NULL;
+        }
+        if (missing) {
+            host_err(why, whylen, "missing operation '%s'", missing);
+            return CPAR_EABI;
+        }
+        if (!l->roles || !l->names || !l->names[0]) {
+            host_err(why, whylen, "launcher descriptor without roles or names");
+            return CPAR_EABI;
+        }
+    }
     return 0;
 }
 
@@ -783,6 +912,16 @@ const char *cpar_plugin_error(const cpar_plugin_inst_t *inst)
     if (inst->error_oom)
         return "out of memory while recording the plugin's error text";
     return inst->error ? inst->error : "";
+}
+
+const cpar_host_t *cpar_plughost_table(void)
+{
+    return &host_table;
+}
+
+cpar_ctx_t *cpar_plugin_ctx(cpar_plugin_inst_t *inst)
+{
+    return inst ? &inst->ctx : NULL;
 }
 
 void cpar_plugin_clear_error(cpar_plugin_inst_t *inst)

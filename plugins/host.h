@@ -33,6 +33,9 @@ typedef struct cpar_plughost_info {
     const char *profile_dir;
     const char *cluster_id;
     const char *session;
+    /* Nonzero in a program that manages no processes (cpcontroller): then the host's spawn,
+     * child_status and run answer CPAR_ENOTSUP. */
+    int no_processes;
 } cpar_plughost_info_t;
 
 /*
@@ -99,6 +102,10 @@ const char *cpar_plugin_path(const cpar_plugin_inst_t *inst);
  */
 const char *cpar_plugin_error(const cpar_plugin_inst_t *inst);
 void cpar_plugin_clear_error(cpar_plugin_inst_t *inst);
+/* The service table and context the plugin was given, for core code that acts on its behalf
+ * (the launcher front's batch driver): errors set through them become the plugin's error. */
+const cpar_host_t *cpar_plughost_table(void);
+cpar_ctx_t *cpar_plugin_ctx(cpar_plugin_inst_t *inst);
 
 /*
  * For --list-plugins: look at every cpar_*_*.so in every search directory (also files that

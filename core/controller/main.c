@@ -344,7 +344,7 @@ static int run(ctl_t *ctl, int list_plugins)
         return 2;
     }
     info = (cpar_plughost_info_t){"cpcontroller", ctl->set.profile_dir, ctl->set.cluster_id,
-                                  ctl->session.session};
+                                  ctl->session.session, 1};
     if (cpar_plughost_new(&ctl->plughost, ctl->cfg, ctl->loop, &info) != 0)
         return 1;
     if (list_plugins) {

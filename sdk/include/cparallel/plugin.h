@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define CPAR_PLUGIN_ABI_MAJOR 1
-#define CPAR_PLUGIN_ABI_MINOR 1
+#define CPAR_PLUGIN_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define CPAR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -73,6 +73,16 @@ typedef enum cpar_context_key {
     CPAR_CTX_CLUSTER_ID = 3,  /* cluster id, "" when none */
     CPAR_CTX_SESSION = 4      /* the program's session id (the hub's, in cpcontroller) */
 } cpar_context_key_t;
+
+/* An exit code nobody can tell (a process that is not our child, a job the system forgot). */
+#define CPAR_EXIT_UNKNOWN (-1000)
+
+/* A template variable for cpar_host_t.render_template: text, or an integer usable in arithmetic. */
+typedef struct cpar_tvar {
+    const char *name;
+    const char *text; /* NULL for an integer variable */
+    int64_t integer;
+} cpar_tvar_t;
 
 /* The core's handle for one loaded plugin instance; opaque, passed back to every host call. */
 typedef struct cpar_ctx cpar_ctx_t;
@@ -125,6 +135,55 @@ typedef struct cpar_host {
     int (*timer_start)(cpar_ctx_t *ctx, uint64_t after_ms, uint64_t repeat_ms,
                        void (*cb)(void *arg), void *arg, cpar_timer_t **out);
     void (*timer_stop)(cpar_ctx_t *ctx, cpar_timer_t *timer);
+
+    /*
+     * ---- ABI 1.2: processes and text, for launchers. ----
+     * A program that starts no processes (cpcontroller) answers spawn, child_status and run
+     * with CPAR_ENOTSUP.
+     */
+
+    /*
+     * Start argv (argv[0] looked up in PATH) in a new session (setsid), stdin from /dev/null,
+     * stdout and stderr appended to `output_file` (NULL: /dev/null), in `cwd` (NULL: the current
+     * directory), with the program's environment plus `env` (NAME=value, NULL-terminated; NULL
+     * for none). The host reaps it; child_status tells its fate. CPAR_ENOENT naming argv[0] when
+     * it cannot be run (nothing was started).
+     */
+    int (*spawn)(cpar_ctx_t *ctx, const char *const *argv, const char *const *env,
+                 const char *cwd, const char *output_file, int64_t *pid);
+    /*
+     * Whether process `pid` still runs (*running = 1). Once it ended, *exit_code is its exit
+     * code, -signal when a signal ended it, or CPAR_EXIT_UNKNOWN (-1000) when it was not this
+     * program's child (a process restored from a cluster file).
+     */
+    int (*child_status)(cpar_ctx_t *ctx, int64_t pid, int *running, int *exit_code);
+    /*
+     * Run argv to completion, stdin from `input` (NULL: /dev/null), for at most timeout_ms
+     * (then it is killed and CPAR_ETIMEDOUT returned). *status: its exit code, or 128 + signal.
+     * *out and *err (host->alloc'd, NUL-terminated; pass NULL to discard) what it printed.
+     * CPAR_ENOENT naming argv[0] when it cannot be run. The reactor waits meanwhile.
+     */
+    int (*run)(cpar_ctx_t *ctx, const char *const *argv, const char *input, int timeout_ms,
+               int *status, char **out, char **err);
+    /*
+     * Render a template as ipyparallel renders batch templates: {name}, {name:format} (Python
+     * format specs for integers and text), {{ and }}, and integer expressions over integer
+     * variables and literals with + - * // % and parentheses, and `a or b` ({n*2}, {n//4},
+     * {queue or 'batch'}). An unknown variable or a malformed field is CPAR_EINVAL naming it
+     * (one line). *out host->alloc'd.
+     */
+    int (*render_template)(cpar_ctx_t *ctx, const char *tmpl, const cpar_tvar_t *vars,
+                           size_t nvars, char **out);
+    /* Python shlex.join of argv (NULL-terminated) into *out (host->alloc'd). */
+    int (*shell_join)(cpar_ctx_t *ctx, const char *const *argv, char **out);
+    /*
+     * Python re.search(pattern, text) with the usual subset of Python syntax (\d \w \s \W
+     * \D \S, classes, groups, anchors; $ also before a final newline): *match (host->alloc'd)
+     * is group `group` of the first match. CPAR_ENOENT when nothing matches, CPAR_EINVAL for a
+     * pattern that does not compile.
+     */
+    int (*regex_search)(cpar_ctx_t *ctx, const char *pattern, const char *text, int group,
+                        char **match);
 } cpar_host_t;
 
 /*

@@ -7,40 +7,12 @@
 
 #include <cparallel/query.h>
 
+#include "contractcfg.h"
 
 const char *dbc_backend;
 char dbc_profile_dir[] = "/tmp/cpar-contract-XXXXXX";
 
 /* ---- fixture ------------------------------------------------------------------------------ */
-
-/* Settings for the backend from CPAR_CONTRACT_CONFIG, {"Section": {"trait": value}}. */
-static void load_contract_config(cpar_config_t *cfg)
-{
-    const char *text = getenv("CPAR_CONTRACT_CONFIG");
-    json_error_t jerr;
-    json_t *root, *section;
-    const char *sname;
-
-    if (!text || !*text)
-        return;
-    root = json_loads(text, 0, &jerr);
-    if (!json_is_object(root))
-        fail_msg("CPAR_CONTRACT_CONFIG is not a JSON object: %s", jerr.text);
-    json_object_foreach(root, sname, section)
-    {
-        const char *key;
-        json_t *value;
-        if (!json_is_object(section))
-            fail_msg("CPAR_CONTRACT_CONFIG: section %s is not an object", sname);
-        json_object_foreach(section, key, value)
-        {
-            assert_int_equal(cpar_config_set(cfg, sname, key, json_incref(value), CPAR_SRC_CLI,
-                                             "CPAR_CONTRACT_CONFIG"),
-                             0);
-        }
-    }
-    json_decref(root);
-}
 
 int dbc_setup(void **state)
 {
@@ -55,7 +27,7 @@ int dbc_setup(void **state)
     info.session = fx->session;
     fx->cfg = cpar_config_new();
     assert_non_null(fx->cfg);
-    load_contract_config(fx->cfg);
+    contract_load_config(fx->cfg);
     assert_int_equal(cpar_plughost_new(&fx->host, fx->cfg, NULL, &info), 0);
     rc = cpar_db_open(fx->host, dbc_backend, &fx->db, err, sizeof err);
     if (rc)

@@ -29,6 +29,8 @@
 #include "plugins/host.h"
 #include "plugins/launch.h"
 
+#include "launchtest.h"
+
 typedef struct probe_state {
     const cpar_host_t *host;
     cpar_ctx_t *ctx;
@@ -299,22 +301,6 @@ static void test_parse_state(void **state)
 
 /* ---- the default scripts, rendered by the batch driver, against 7.1's rendering ------------ */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void set_json(cpar_config_t *cfg, const char *section, const char *key, const char *json)
 {
     json_error_t jerr;
@@ -386,12 +372,12 @@ static void render_and_compare(const char *plugin, cpar_launch_role_t role, cons
     snprintf(path, sizeof path, "%s/%s", work,
              strcmp(plugin, "slurm") == 0 ? (engines ? "slurm_engine.sbatch" : "slurm_controller.sbatch")
                                           : (engines ? "sge_engines" : "sge_controller"));
-    char *got = slurp(path);
+    char *got = lt_slurp(path);
     if (!got)
         fail_msg("the driver wrote no %s", path);
     char gpath[4096];
     snprintf(gpath, sizeof gpath, "%s/%s%s.txt", gdir, golden, queue ? "-queue" : "");
-    char *want = slurp(gpath);
+    char *want = lt_slurp(gpath);
     if (!want)
         fail_msg("no golden file %s", gpath);
     /* reported now, failed after the cleanup below, so that a difference leaks nothing */

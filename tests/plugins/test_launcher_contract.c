@@ -35,6 +35,8 @@
 #include "plugins/host.h"
 #include "plugins/launch.h"
 
+#include "contractcfg.h"
+
 static const char *lc_name;
 static char lc_dir[] = "/tmp/cpar-lcontract-XXXXXX";
 static int lc_wait_s = 30;
@@ -46,34 +48,6 @@ typedef struct fixture {
     const cpar_launcher_t *desc; /* of a separately loaded instance */
     cpar_plugin_inst_t *inst;
 } fixture_t;
-
-static void lc_load_config(cpar_config_t *cfg)
-{
-    const char *text = getenv("CPAR_CONTRACT_CONFIG");
-    json_error_t jerr;
-    json_t *root, *section;
-    const char *sname;
-
-    if (!text || !*text)
-        return;
-    root = json_loads(text, 0, &jerr);
-    if (!json_is_object(root))
-        fail_msg("CPAR_CONTRACT_CONFIG is not a JSON object: %s", jerr.text);
-    json_object_foreach(root, sname, section)
-    {
-        const char *key;
-        json_t *value;
-        if (!json_is_object(section))
-            fail_msg("CPAR_CONTRACT_CONFIG: section %s is not an object", sname);
-        json_object_foreach(section, key, value)
-        {
-            assert_int_equal(cpar_config_set(cfg, sname, key, json_incref(value), CPAR_SRC_CLI,
-                                             "CPAR_CONTRACT_CONFIG"),
-                             0);
-        }
-    }
-    json_decref(root);
-}
 
 static int lc_setup(void **state)
 {
@@ -88,7 +62,7 @@ static int lc_setup(void **state)
     assert_non_null(fx);
     fx->cfg = cpar_config_new();
     assert_non_null(fx->cfg);
-    lc_load_config(fx->cfg);
+    contract_load_config(fx->cfg);
     assert_int_equal(cpar_loop_new(&fx->loop), 0);
     assert_int_equal(cpar_plughost_new(&fx->host, fx->cfg, fx->loop, &info), 0);
     rc = cpar_plughost_load(fx->host, CPAR_KIND_LAUNCHER, lc_name, &fx->inst, err, sizeof err);

@@ -38,27 +38,12 @@
 #include "plugins/host.h"
 #include "plugins/launch.h"
 
-static char g_tmp[256];
+#include "launchtest.h"
+
 static char g_sshd_dir[512];
 static int g_sshd_port;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
 
 static void put_file(const char *path, const char *text)
 {
@@ -68,26 +53,8 @@ static void put_file(const char *path, const char *text)
     fclose(f);
 }
 
-static char *fresh_dir(const char *tag)
-{
-    static int seq;
-    char *d = malloc(512);
-    assert_non_null(d);
-    snprintf(d, 512, "%s/%s-%d", g_tmp, tag, ++seq);
-    assert_int_equal(mkdir(d, 0700), 0);
-    return d;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 typedef struct fixture {
-    cpar_config_t *cfg;
-    cpar_plughost_t *host;
-    cpar_launcher_h *l;
+    lt_launcher_t lt;
     char *profile; /* local profile dir (with security/ and log/) */
     char *remote;  /* the remote profile dir for ssh */
 } fixture_t;
@@ -97,41 +64,21 @@ static void open_launcher(fixture_t *fx, const char *plugin, cpar_launch_role_t 
 {
     char path[600];
     memset(fx, 0, sizeof *fx);
-    fx->profile = fresh_dir("profile");
-    fx->remote = fresh_dir("remote");
+    fx->profile = lt_fresh_dir("profile");
+    fx->remote = lt_fresh_dir("remote");
     snprintf(path, sizeof path, "%s/security", fx->profile);
     assert_int_equal(mkdir(path, 0700), 0);
     snprintf(path, sizeof path, "%s/log", fx->profile);
     assert_int_equal(mkdir(path, 0700), 0);
-    fx->cfg = cpar_config_new();
-    assert_non_null(fx->cfg);
     va_list ap;
     va_start(ap, role);
-    for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
-        const char *v = va_arg(ap, const char *);
-        json_error_t jerr;
-        json_t *j = json_loads(v, JSON_DECODE_ANY, &jerr);
-        if (!j)
-            fail_msg("bad JSON for %s: %s", k, v);
-        assert_int_equal(cpar_config_set_dotted(fx->cfg, k, j, CPAR_SRC_CLI, "test"), 0);
-    }
+    lt_open(&fx->lt, "test_launcher_mpi_ssh", fx->profile, plugin, role, ap);
     va_end(ap);
-    cpar_plughost_info_t info = {.program = "test_launcher_mpi_ssh",
-                                 .profile_dir = fx->profile,
-                                 .cluster_id = "abc",
-                                 .session = "s"};
-    assert_int_equal(cpar_plughost_new(&fx->host, fx->cfg, NULL, &info), 0);
-    char err[1024];
-    int rc = cpar_launcher_open(fx->host, plugin, role, &fx->l, err, sizeof err);
-    if (rc)
-        fail_msg("cpar_launcher_open(%s): %s: %s", plugin, cpar_err_name(rc), err);
 }
 
 static void close_launcher(fixture_t *fx)
 {
-    cpar_launcher_close(fx->host, fx->l);
-    cpar_plughost_free(fx->host);
-    cpar_config_free(fx->cfg);
+    lt_close(&fx->lt);
     free(fx->profile);
     free(fx->remote);
 }
@@ -153,7 +100,7 @@ static cpar_launch_spec_t make_spec(const fixture_t *fx, cpar_launch_role_t role
         .program = program,
         .program_args = args ? args : no_args,
         .env = no_env,
-        .sections = cpar_launcher_sections(fx->l, role),
+        .sections = cpar_launcher_sections(fx->lt.l, role),
     };
     return s;
 }
@@ -161,16 +108,7 @@ static cpar_launch_spec_t make_spec(const fixture_t *fx, cpar_launch_role_t role
 static cpar_launch_job_t *start_ok(fixture_t *fx, const cpar_launch_spec_t *spec, json_t **info)
 {
     cpar_launch_job_t *job = NULL;
-    char *start_json = NULL;
-    int rc = cpar_launch_start(fx->l, spec, &job, &start_json);
-    if (rc)
-        fail_msg("start: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx->l));
-    assert_non_null(job);
-    assert_non_null(start_json);
-    json_t *j = json_loads(start_json, 0, NULL);
-    if (!j)
-        fail_msg("start JSON does not parse: %s", start_json);
-    free(start_json);
+    json_t *j = lt_start(fx->lt.l, spec, &job);
     if (info)
         *info = j;
     else
@@ -182,20 +120,7 @@ static cpar_launch_job_t *start_ok(fixture_t *fx, const cpar_launch_spec_t *spec
 static cpar_job_state_t poll_until(cpar_launch_job_t *job, cpar_job_state_t want, int secs,
                                    int *exit_code)
 {
-    cpar_job_state_t st = CPAR_JOB_UNKNOWN;
-    int code = 0;
-    for (int i = 0; i < secs * 10; i++) {
-        char *detail = NULL;
-        int rc = cpar_launch_poll(job, &st, &code, &detail);
-        free(detail);
-        assert_int_equal(rc, 0);
-        if (st == want)
-            break;
-        sleep_ms(100);
-    }
-    if (exit_code)
-        *exit_code = code;
-    return st;
+    return lt_poll_until(job, want, secs, 100, exit_code);
 }
 
 /* Not inlined: GCC 12 then mistakes the returned buffer for a pointer to the local `text`. */
@@ -224,6 +149,41 @@ static int argv_has(const json_t *info, const char *w)
             return 1;
     }
     return 0;
+}
+
+/* Wait up to 5 s for the job's output to have `want`. */
+static void expect_output(cpar_launch_job_t *job, const char *want)
+{
+    char *out = NULL;
+    for (int i = 0; i < 50; i++) {
+        free(out);
+        out = output_of(job, 0);
+        if (strstr(out, want))
+            break;
+        lt_sleep_ms(100);
+    }
+    expect_contains(out, want);
+    free(out);
+}
+
+/* Restore `saved` in a new handle, as `cpcluster stop` does; it must succeed. */
+static cpar_launch_job_t *restore_ok(fixture_t *fx, const cpar_launch_spec_t *spec,
+                                     const char *saved)
+{
+    cpar_launch_job_t *again = NULL;
+    int rc = cpar_launch_restore(fx->lt.l, spec, saved, &again);
+    if (rc)
+        fail_msg("restore: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx->lt.l));
+    return again;
+}
+
+static void stop_ok(fixture_t *fx, cpar_launch_job_t *job)
+{
+    char *stop_json = NULL;
+    int rc = cpar_launch_stop(job, &stop_json);
+    if (rc)
+        fail_msg("stop: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx->lt.l));
+    free(stop_json);
 }
 
 /* ---- mpi ------------------------------------------------------------------------------------ */
@@ -308,7 +268,7 @@ static void mpi_life(const char *mpiexec, const char *mpi_args)
         char *second = strstr(out, "rank-up");
         if (second && strstr(second + 1, "rank-up"))
             break;
-        sleep_ms(100);
+        lt_sleep_ms(100);
     }
     char *second = strstr(out, "rank-up");
     if (!second || !strstr(second + 1, "rank-up"))
@@ -324,20 +284,13 @@ static void mpi_life(const char *mpiexec, const char *mpi_args)
     assert_string_equal(json_string_value(json_object_get(sj, "state")), "running");
     assert_int_equal(json_integer_value(json_object_get(sj, "n")), 2);
     json_decref(sj);
-    cpar_launch_job_t *again = NULL;
-    int rc = cpar_launch_restore(fx.l, &spec, saved, &again);
-    if (rc)
-        fail_msg("restore: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx.l));
+    cpar_launch_job_t *again = restore_ok(&fx, &spec, saved);
     assert_int_equal(poll_until(again, CPAR_JOB_RUNNING, 5, NULL), CPAR_JOB_RUNNING);
-    char *stop_json = NULL;
-    rc = cpar_launch_stop(again, &stop_json);
-    if (rc)
-        fail_msg("stop: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx.l));
-    free(stop_json);
+    stop_ok(&fx, again);
     assert_int_equal(poll_until(job, CPAR_JOB_DONE, 15, NULL), CPAR_JOB_DONE);
     /* Nothing of it runs any more: a second restore fails with ENOENT. */
     cpar_launch_job_t *gone = NULL;
-    assert_int_equal(cpar_launch_restore(fx.l, &spec, saved, &gone), CPAR_ENOENT);
+    assert_int_equal(cpar_launch_restore(fx.lt.l, &spec, saved, &gone), CPAR_ENOENT);
     free(saved);
     cpar_launch_release(again);
     cpar_launch_release(job);
@@ -366,7 +319,7 @@ static void test_mpi_stop_escalates(void **state)
                   "MPILauncher.stop_seconds_until_kill", "0.5", NULL);
     cpar_launch_spec_t spec = make_spec(&fx, CPAR_ROLE_ENGINES, 1, echo_prog, NULL);
     cpar_launch_job_t *job = start_ok(&fx, &spec, NULL);
-    sleep_ms(200);
+    lt_sleep_ms(200);
     char *stop_json = NULL;
     assert_int_equal(cpar_launch_stop(job, &stop_json), 0);
     json_t *sj = json_loads(stop_json, 0, NULL);
@@ -387,8 +340,8 @@ static void test_mpi_missing_command(void **state)
     cpar_launch_spec_t spec = make_spec(&fx, CPAR_ROLE_ENGINES, 2, echo_prog, NULL);
     cpar_launch_job_t *job = NULL;
     char *start_json = NULL;
-    assert_int_equal(cpar_launch_start(fx.l, &spec, &job, &start_json), CPAR_ENOENT);
-    expect_contains(cpar_launcher_error(fx.l), "no-such-mpiexec-xyz");
+    assert_int_equal(cpar_launch_start(fx.lt.l, &spec, &job, &start_json), CPAR_ENOENT);
+    expect_contains(cpar_launcher_error(fx.lt.l), "no-such-mpiexec-xyz");
     assert_null(job);
     /* A saved pid that no longer runs is not restored. */
     pid_t child = fork();
@@ -397,8 +350,8 @@ static void test_mpi_missing_command(void **state)
     waitpid(child, NULL, 0);
     char saved[128];
     snprintf(saved, sizeof saved, "{\"pid\": %d, \"n\": 2}", (int)child);
-    assert_int_equal(cpar_launch_restore(fx.l, &spec, saved, &job), CPAR_ENOENT);
-    assert_int_equal(cpar_launch_restore(fx.l, &spec, "[1]", &job), CPAR_EINVAL);
+    assert_int_equal(cpar_launch_restore(fx.lt.l, &spec, saved, &job), CPAR_ENOENT);
+    assert_int_equal(cpar_launch_restore(fx.lt.l, &spec, "[1]", &job), CPAR_EINVAL);
     close_launcher(&fx);
 }
 
@@ -448,7 +401,7 @@ static void open_ssh(fixture_t *fx, const char *plugin, cpar_launch_role_t role,
     snprintf(host, sizeof host, "\"127.0.0.1\"");
     /* The remote profile dir is only known after open_launcher made it: a fixed name below. */
     static int seq;
-    snprintf(rpd, sizeof rpd, "\"%s/rprof-%d\"", g_tmp, ++seq);
+    snprintf(rpd, sizeof rpd, "\"%s/rprof-%d\"", lt_tmp, ++seq);
     open_launcher(fx, plugin, role, "SSHLauncher.ssh_args", args, "SSHLauncher.scp_args", args,
                   "SSHLauncher.remote_profile_dir", rpd, "SSHLauncher.remote_python",
                   "\"/usr/bin/python3\"", "SSHLauncher.hostname", host, "SSHLauncher.user",
@@ -456,7 +409,7 @@ static void open_ssh(fixture_t *fx, const char *plugin, cpar_launch_role_t role,
     free(fx->remote);
     fx->remote = malloc(600);
     assert_non_null(fx->remote);
-    snprintf(fx->remote, 600, "%s/rprof-%d", g_tmp, seq);
+    snprintf(fx->remote, 600, "%s/rprof-%d", lt_tmp, seq);
 }
 
 static void test_ssh_engines(void **state)
@@ -483,7 +436,7 @@ static void test_ssh_engines(void **state)
     json_decref(info);
     /* The connection files went to the remote profile (same machine here). */
     snprintf(path, sizeof path, "%s/security/ipcontroller-abc-engine.json", fx.remote);
-    char *copied = slurp(path);
+    char *copied = lt_slurp(path);
     if (!copied)
         fail_msg("connection file not sent to %s", path);
     assert_string_equal(copied, "{\"engine\": 1}\n");
@@ -494,16 +447,7 @@ static void test_ssh_engines(void **state)
     /* The remote command line has the remote profile dir. */
     char want[700];
     snprintf(want, sizeof want, "args: --profile-dir %s --cluster-id abc", fx.remote);
-    char *out = NULL;
-    for (int i = 0; i < 50; i++) {
-        free(out);
-        out = output_of(job, 0);
-        if (strstr(out, want))
-            break;
-        sleep_ms(100);
-    }
-    expect_contains(out, want);
-    free(out);
+    expect_output(job, want);
 
     char *saved = NULL;
     assert_int_equal(cpar_launch_save(job, &saved), 0);
@@ -519,21 +463,14 @@ static void test_ssh_engines(void **state)
     assert_non_null(json_object_get(e0, "remote_output_file"));
     json_decref(sj);
 
-    cpar_launch_job_t *again = NULL;
-    int rc = cpar_launch_restore(fx.l, &spec, saved, &again);
-    if (rc)
-        fail_msg("restore: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx.l));
-    char *stop_json = NULL;
-    rc = cpar_launch_stop(again, &stop_json);
-    if (rc)
-        fail_msg("stop: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx.l));
-    free(stop_json);
+    cpar_launch_job_t *again = restore_ok(&fx, &spec, saved);
+    stop_ok(&fx, again);
     assert_int_equal(poll_until(job, CPAR_JOB_DONE, 10, NULL), CPAR_JOB_DONE);
     cpar_launch_job_t *gone = NULL;
-    assert_int_equal(cpar_launch_restore(fx.l, &spec, saved, &gone), CPAR_ENOENT);
+    assert_int_equal(cpar_launch_restore(fx.lt.l, &spec, saved, &gone), CPAR_ENOENT);
     free(saved);
     /* output(remove = 1) deletes the remote files. */
-    out = output_of(again, 1);
+    char *out = output_of(again, 1);
     free(out);
     out = output_of(again, 0);
     assert_string_equal(out, "");
@@ -555,13 +492,9 @@ static void test_ssh_stop_escalates(void **state)
     write_connection_files(&fx);
     cpar_launch_spec_t spec = make_spec(&fx, CPAR_ROLE_ENGINES, 1, prog, NULL);
     cpar_launch_job_t *job = start_ok(&fx, &spec, NULL);
-    sleep_ms(300);
+    lt_sleep_ms(300);
     int64_t t0 = (int64_t)time(NULL);
-    char *stop_json = NULL;
-    int rc = cpar_launch_stop(job, &stop_json);
-    if (rc)
-        fail_msg("stop: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx.l));
-    free(stop_json);
+    stop_ok(&fx, job);
     assert_true((int64_t)time(NULL) - t0 < 15);
     assert_int_equal(poll_until(job, CPAR_JOB_DONE, 5, NULL), CPAR_JOB_DONE);
     cpar_launch_release(job);
@@ -593,9 +526,9 @@ static void test_ssh_controller(void **state)
     char *got = NULL;
     for (int i = 0; i < 50 && !got; i++) {
         assert_int_equal(poll_until(job, CPAR_JOB_RUNNING, 5, NULL), CPAR_JOB_RUNNING);
-        got = slurp(path);
+        got = lt_slurp(path);
         if (!got)
-            sleep_ms(100);
+            lt_sleep_ms(100);
     }
     if (!got)
         fail_msg("the controller's connection file was not fetched to %s", path);
@@ -625,8 +558,8 @@ static void test_ssh_unreachable(void **state)
     cpar_launch_spec_t spec = make_spec(&fx, CPAR_ROLE_ENGINES, 1, echo_prog, NULL);
     cpar_launch_job_t *job = NULL;
     char *start_json = NULL;
-    assert_int_equal(cpar_launch_start(fx.l, &spec, &job, &start_json), CPAR_EIO);
-    expect_contains(cpar_launcher_error(fx.l), "refused");
+    assert_int_equal(cpar_launch_start(fx.lt.l, &spec, &job, &start_json), CPAR_EIO);
+    expect_contains(cpar_launcher_error(fx.lt.l), "refused");
     /* A saved remote pid that is gone is not restored. */
     char saved[1200];
     snprintf(saved, sizeof saved,
@@ -635,7 +568,7 @@ static void test_ssh_unreachable(void **state)
              "\"StrictHostKeyChecking=no\", \"-o\", \"UserKnownHostsFile=/dev/null\", \"-o\", "
              "\"BatchMode=yes\"]}}}",
              g_sshd_port, g_sshd_dir);
-    assert_int_equal(cpar_launch_restore(fx.l, &spec, saved, &job), CPAR_ENOENT);
+    assert_int_equal(cpar_launch_restore(fx.lt.l, &spec, saved, &job), CPAR_ENOENT);
     close_launcher(&fx);
 }
 
@@ -659,10 +592,10 @@ static void test_sshproxy(void **state)
     json_array_append_new(sa, json_string(port));
     json_array_append_new(ca, json_string("-P"));
     json_array_append_new(ca, json_string(port));
-    assert_int_equal(cpar_config_set_dotted(fx.cfg, "SSHProxyEngineSetLauncher.ssh_args", sa,
+    assert_int_equal(cpar_config_set_dotted(fx.lt.cfg, "SSHProxyEngineSetLauncher.ssh_args", sa,
                                             CPAR_SRC_CLI, "test"),
                      0);
-    assert_int_equal(cpar_config_set_dotted(fx.cfg, "SSHProxyEngineSetLauncher.scp_args", ca,
+    assert_int_equal(cpar_config_set_dotted(fx.lt.cfg, "SSHProxyEngineSetLauncher.scp_args", ca,
                                             CPAR_SRC_CLI, "test"),
                      0);
     cpar_launch_spec_t spec = make_spec(&fx, CPAR_ROLE_ENGINES, 3, echo_prog, NULL);
@@ -670,16 +603,7 @@ static void test_sshproxy(void **state)
     char want[800];
     snprintf(want, sizeof want,
              "args: engines -n 3 --profile-dir %s --cluster-id abc --engines=mpi", fx.remote);
-    char *out = NULL;
-    for (int i = 0; i < 50; i++) {
-        free(out);
-        out = output_of(job, 0);
-        if (strstr(out, want))
-            break;
-        sleep_ms(100);
-    }
-    expect_contains(out, want);
-    free(out);
+    expect_output(job, want);
     assert_int_equal(poll_until(job, CPAR_JOB_RUNNING, 5, NULL), CPAR_JOB_RUNNING);
     char *stop_json = NULL;
     assert_int_equal(cpar_launch_stop(job, &stop_json), 0);
@@ -695,8 +619,8 @@ int main(void)
     snprintf(g_sshd_dir, sizeof g_sshd_dir, "%s", d && *d ? d : "/var/lib/cparallel-sshd");
     const char *p = getenv("CPAR_SSHD_PORT");
     g_sshd_port = p && *p ? atoi(p) : 2222;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/cpar-mpissh-XXXXXX");
-    if (!mkdtemp(g_tmp)) {
+    snprintf(lt_tmp, sizeof lt_tmp, "/tmp/cpar-mpissh-XXXXXX");
+    if (!mkdtemp(lt_tmp)) {
         perror("mkdtemp");
         return 1;
     }
@@ -714,8 +638,8 @@ int main(void)
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", lt_tmp);
     if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_tmp);
+        fprintf(stderr, "could not remove %s\n", lt_tmp);
     return failed;
 }

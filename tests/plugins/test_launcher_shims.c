@@ -40,38 +40,12 @@
 #include "plugins/launch.h"
 #include "plugins/text.h"
 
+#include "launchtest.h"
+
 static const char *g_shims;
 static const char *g_golden;
-static char g_tmp[256];
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = '\0';
-    fclose(f);
-    return s;
-}
-
-/* A fresh directory under the test's temporary directory. */
-static char *fresh_dir(const char *tag)
-{
-    static int seq;
-    char *d = malloc(512);
-    assert_non_null(d);
-    snprintf(d, 512, "%s/%s-%d", g_tmp, tag, ++seq);
-    assert_int_equal(mkdir(d, 0700), 0);
-    return d;
-}
 
 /* The shims keep their jobs in CPAR_SHIM_STATE_DIR: one per case, under its work dir. */
 static void use_state_dir(const char *work)
@@ -82,9 +56,7 @@ static void use_state_dir(const char *work)
 }
 
 typedef struct fixture {
-    cpar_config_t *cfg;
-    cpar_plughost_t *host;
-    cpar_launcher_h *l;
+    lt_launcher_t lt;
     char *work;
 } fixture_t;
 
@@ -92,37 +64,17 @@ typedef struct fixture {
 static void open_launcher(fixture_t *fx, const char *plugin, cpar_launch_role_t role, ...)
 {
     memset(fx, 0, sizeof *fx);
-    fx->cfg = cpar_config_new();
-    assert_non_null(fx->cfg);
     va_list ap;
     va_start(ap, role);
-    for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
-        const char *v = va_arg(ap, const char *);
-        json_error_t jerr;
-        json_t *j = json_loads(v, JSON_DECODE_ANY, &jerr);
-        if (!j)
-            fail_msg("bad JSON for %s: %s", k, v);
-        assert_int_equal(cpar_config_set_dotted(fx->cfg, k, j, CPAR_SRC_CLI, "test"), 0);
-    }
+    lt_open(&fx->lt, "test_launcher_shims", "/prof/profile_default", plugin, role, ap);
     va_end(ap);
-    cpar_plughost_info_t info = {.program = "test_launcher_shims",
-                                 .profile_dir = "/prof/profile_default",
-                                 .cluster_id = "abc",
-                                 .session = "s"};
-    assert_int_equal(cpar_plughost_new(&fx->host, fx->cfg, NULL, &info), 0);
-    char err[1024];
-    int rc = cpar_launcher_open(fx->host, plugin, role, &fx->l, err, sizeof err);
-    if (rc)
-        fail_msg("cpar_launcher_open(%s): %s: %s", plugin, cpar_err_name(rc), err);
-    fx->work = fresh_dir(plugin);
+    fx->work = lt_fresh_dir(plugin);
     use_state_dir(fx->work);
 }
 
 static void close_launcher(fixture_t *fx)
 {
-    cpar_launcher_close(fx->host, fx->l);
-    cpar_plughost_free(fx->host);
-    cpar_config_free(fx->cfg);
+    lt_close(&fx->lt);
     free(fx->work);
 }
 
@@ -150,7 +102,7 @@ static cpar_launch_spec_t make_spec(const fixture_t *fx, cpar_launch_role_t role
         .program = role == CPAR_ROLE_CONTROLLER ? controller_program : engine_program,
         .program_args = role == CPAR_ROLE_CONTROLLER ? controller_args : engine_args,
         .env = no_env,
-        .sections = cpar_launcher_sections(fx->l, role),
+        .sections = cpar_launcher_sections(fx->lt.l, role),
     };
     return s;
 }
@@ -158,42 +110,23 @@ static cpar_launch_spec_t make_spec(const fixture_t *fx, cpar_launch_role_t role
 static cpar_launch_job_t *start_ok(fixture_t *fx, const cpar_launch_spec_t *spec, char **id)
 {
     cpar_launch_job_t *job = NULL;
-    char *start_json = NULL;
-    int rc = cpar_launch_start(fx->l, spec, &job, &start_json);
-    if (rc)
-        fail_msg("start: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx->l));
-    assert_non_null(job);
-    assert_non_null(start_json);
-    json_t *j = json_loads(start_json, 0, NULL);
-    assert_non_null(j);
+    json_t *j = lt_start(fx->lt.l, spec, &job);
     const char *jid = json_string_value(json_object_get(j, "job_id"));
     if (!jid)
-        fail_msg("start JSON without a job_id: %s", start_json);
+        fail_msg("start JSON without a job_id: %s", json_dumps(j, JSON_COMPACT));
     if (id) {
         *id = strdup(jid);
         assert_non_null(*id);
     }
     json_decref(j);
-    free(start_json);
     return job;
 }
 
-/* Poll until `want` (or DONE past it), for at most `secs`; returns the last state. */
+/* Poll until `want`, for at most `secs`; returns the last state. */
 static cpar_job_state_t poll_until(cpar_launch_job_t *job, cpar_job_state_t want, int secs,
                                    int *exit_code)
 {
-    cpar_job_state_t st = CPAR_JOB_UNKNOWN;
-    for (int i = 0; i < secs * 20; i++) {
-        char *detail = NULL;
-        int rc = cpar_launch_poll(job, &st, exit_code, &detail);
-        free(detail);
-        assert_int_equal(rc, 0);
-        if (st == want)
-            break;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return st;
+    return lt_poll_until(job, want, secs, 50, exit_code);
 }
 
 /* The output of task `task` of shim job `id` (what the started program printed). */
@@ -202,12 +135,11 @@ static char *task_output(const fixture_t *fx, const char *id, int task)
     char path[800];
     snprintf(path, sizeof path, "%s/shim-state/%s/task.%d.out", fx->work, id, task);
     for (int i = 0; i < 100; i++) {
-        char *s = slurp(path);
+        char *s = lt_slurp(path);
         if (s && *s)
             return s;
         free(s);
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        lt_sleep_ms(50);
     }
     fail_msg("no output from task %d of job %s (%s)", task, id, path);
     return NULL;
@@ -218,7 +150,7 @@ static int jobs_submitted(const fixture_t *fx)
 {
     char path[800];
     snprintf(path, sizeof path, "%s/shim-state/.counter", fx->work);
-    char *s = slurp(path);
+    char *s = lt_slurp(path);
     int n = s ? atoi(s) - 100 : 0;
     free(s);
     return n;
@@ -228,10 +160,10 @@ static void compare_golden(const char *golden_name, const char *got_path)
 {
     char path[800];
     snprintf(path, sizeof path, "%s/%s", g_golden, golden_name);
-    char *want = slurp(path);
+    char *want = lt_slurp(path);
     if (!want)
         fail_msg("missing golden file %s", path);
-    char *got = slurp(got_path);
+    char *got = lt_slurp(got_path);
     if (!got)
         fail_msg("the launcher wrote no %s", got_path);
     if (strcmp(want, got) != 0) {
@@ -264,6 +196,16 @@ static void mask_uuids(char *s)
             p += 3;
         }
     }
+}
+
+/* Stop `job` (which must work), release it and close the launcher. */
+static void stop_and_close(fixture_t *fx, cpar_launch_job_t *job)
+{
+    char *stop_json = NULL;
+    assert_int_equal(cpar_launch_stop(job, &stop_json), 0);
+    free(stop_json);
+    cpar_launch_release(job);
+    close_launcher(fx);
 }
 
 /* ---- golden scripts ----------------------------------------------------------------------- */
@@ -307,11 +249,7 @@ static void test_golden_scripts(void **unused)
         char path[800];
         snprintf(path, sizeof path, "%s/%s", fx.work, c->file);
         compare_golden(c->golden, path);
-        char *stop_json = NULL;
-        assert_int_equal(cpar_launch_stop(job, &stop_json), 0);
-        free(stop_json);
-        cpar_launch_release(job);
-        close_launcher(&fx);
+        stop_and_close(&fx, job);
     }
 }
 
@@ -330,7 +268,7 @@ static void test_golden_winhpc(void **unused)
         char path[800], masked[820];
         snprintf(path, sizeof path, "%s/%s", fx.work,
                  ctl ? "ipcontroller_job.xml" : "ipengineset_job.xml");
-        char *xml = slurp(path);
+        char *xml = lt_slurp(path);
         assert_non_null(xml);
         mask_uuids(xml);
         snprintf(masked, sizeof masked, "%s.masked", path);
@@ -341,15 +279,32 @@ static void test_golden_winhpc(void **unused)
         free(xml);
         compare_golden(ctl ? "WindowsHPCControllerLauncher.xml" : "WindowsHPCEngineSetLauncher.xml",
                        masked);
-        char *stop_json = NULL;
-        assert_int_equal(cpar_launch_stop(job, &stop_json), 0);
-        free(stop_json);
-        cpar_launch_release(job);
-        close_launcher(&fx);
+        stop_and_close(&fx, job);
     }
 }
 
 /* ---- job ids and states ------------------------------------------------------------------ */
+
+/* A host without settings, for the launchers' descriptors. */
+static cpar_plughost_t *bare_host(cpar_config_t **cfg)
+{
+    *cfg = cpar_config_new();
+    cpar_plughost_info_t info = {
+        .program = "t", .profile_dir = "/p", .cluster_id = "", .session = "s"};
+    cpar_plughost_t *host = NULL;
+    assert_int_equal(cpar_plughost_new(&host, *cfg, NULL, &info), 0);
+    return host;
+}
+
+static void free_bare_host(cpar_plughost_t *host, cpar_config_t *cfg, cpar_plugin_inst_t *pbs,
+                           cpar_plugin_inst_t *lsf, cpar_plugin_inst_t *condor)
+{
+    cpar_plughost_unload(host, pbs);
+    cpar_plughost_unload(host, lsf);
+    cpar_plughost_unload(host, condor);
+    cpar_plughost_free(host);
+    cpar_config_free(cfg);
+}
 
 static const cpar_batch_system_t *batch_of(cpar_plughost_t *host, const char *name,
                                            cpar_plugin_inst_t **inst)
@@ -382,11 +337,8 @@ static void expect_id(const cpar_batch_system_t *b, const char *out, const char 
 static void test_job_ids(void **unused)
 {
     (void)unused;
-    cpar_config_t *cfg = cpar_config_new();
-    cpar_plughost_info_t info = {
-        .program = "t", .profile_dir = "/p", .cluster_id = "", .session = "s"};
-    cpar_plughost_t *host = NULL;
-    assert_int_equal(cpar_plughost_new(&host, cfg, NULL, &info), 0);
+    cpar_config_t *cfg = NULL;
+    cpar_plughost_t *host = bare_host(&cfg);
     cpar_plugin_inst_t *pbs, *lsf, *condor;
     const cpar_batch_system_t *b;
 
@@ -411,11 +363,7 @@ static void test_job_ids(void **unused)
     expect_id(b, "1 job(s) submitted to cluster 6923.\n\n", NULL);
     expect_id(b, "cluster 6923.\nWARNING: something\n", NULL);
 
-    cpar_plughost_unload(host, pbs);
-    cpar_plughost_unload(host, lsf);
-    cpar_plughost_unload(host, condor);
-    cpar_plughost_free(host);
-    cpar_config_free(cfg);
+    free_bare_host(host, cfg, pbs, lsf, condor);
 }
 
 static void expect_state(const cpar_batch_system_t *b, const char *out, int status,
@@ -431,11 +379,8 @@ static void expect_state(const cpar_batch_system_t *b, const char *out, int stat
 static void test_states(void **unused)
 {
     (void)unused;
-    cpar_config_t *cfg = cpar_config_new();
-    cpar_plughost_info_t info = {
-        .program = "t", .profile_dir = "/p", .cluster_id = "", .session = "s"};
-    cpar_plughost_t *host = NULL;
-    assert_int_equal(cpar_plughost_new(&host, cfg, NULL, &info), 0);
+    cpar_config_t *cfg = NULL;
+    cpar_plughost_t *host = bare_host(&cfg);
     cpar_plugin_inst_t *pbs, *lsf, *condor;
     const cpar_batch_system_t *b;
     const int U = CPAR_EXIT_UNKNOWN;
@@ -476,11 +421,7 @@ static void test_states(void **unused)
     expect_state(b, "", 0, CPAR_JOB_DONE, U);
     expect_state(b, "", 1, CPAR_JOB_UNKNOWN, U);
 
-    cpar_plughost_unload(host, pbs);
-    cpar_plughost_unload(host, lsf);
-    cpar_plughost_unload(host, condor);
-    cpar_plughost_free(host);
-    cpar_config_free(cfg);
+    free_bare_host(host, cfg, pbs, lsf, condor);
 }
 
 /* ---- whole jobs through the shims ---------------------------------------------------------- */
@@ -514,10 +455,10 @@ static void life_cycle(const life_case_t *c)
     int rc = cpar_launch_signal(job, SIGCONT);
     if (c->can_signal) {
         if (rc)
-            fail_msg("signal: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx.l));
+            fail_msg("signal: %s: %s", cpar_err_name(rc), cpar_launcher_error(fx.lt.l));
     } else {
         assert_int_not_equal(rc, 0);
-        assert_true(strlen(cpar_launcher_error(fx.l)) > 0);
+        assert_true(strlen(cpar_launcher_error(fx.lt.l)) > 0);
     }
 
     char *saved = NULL;
@@ -538,7 +479,7 @@ static void life_cycle(const life_case_t *c)
 
     /* Another process finds it again from the cluster file: gone. */
     cpar_launch_job_t *again = NULL;
-    rc = cpar_launch_restore(fx.l, &spec, saved, &again);
+    rc = cpar_launch_restore(fx.lt.l, &spec, saved, &again);
     if (rc == 0) {
         st = poll_until(again, CPAR_JOB_DONE, 2, &code);
         assert_int_equal(st, CPAR_JOB_DONE);
@@ -551,32 +492,18 @@ static void life_cycle(const life_case_t *c)
     close_launcher(&fx);
 }
 
-static void test_life_pbs(void **u)
-{
-    (void)u;
-    life_case_t c = {"pbs", 1, "python3 -m ipyparallel.engine --profile-dir /prof/profile_default"};
-    life_cycle(&c);
-}
+/* One test per case, named test_life_<plugin> (main's LIFE_TEST). */
+static life_case_t life_pbs = {"pbs", 1,
+                               "python3 -m ipyparallel.engine --profile-dir /prof/profile_default"};
+static life_case_t life_lsf = {"lsf", 1,
+                               "python3 -m ipyparallel.engine --profile-dir /prof/profile_default"};
+static life_case_t life_htcondor = {"htcondor", 0, "ipengine --profile-dir /prof/profile_default"};
+static life_case_t life_winhpc = {"winhpc", 0,
+                                  "ipengine --log-level=40 --profile-dir /prof/profile_default"};
 
-static void test_life_lsf(void **u)
+static void test_life(void **state)
 {
-    (void)u;
-    life_case_t c = {"lsf", 1, "python3 -m ipyparallel.engine --profile-dir /prof/profile_default"};
-    life_cycle(&c);
-}
-
-static void test_life_htcondor(void **u)
-{
-    (void)u;
-    life_case_t c = {"htcondor", 0, "ipengine --profile-dir /prof/profile_default"};
-    life_cycle(&c);
-}
-
-static void test_life_winhpc(void **u)
-{
-    (void)u;
-    life_case_t c = {"winhpc", 0, "ipengine --log-level=40 --profile-dir /prof/profile_default"};
-    life_cycle(&c);
+    life_cycle(*state);
 }
 
 /* Windows HPC states from `job view`, through a `job` that prints the State line it is told. */
@@ -597,7 +524,7 @@ static void test_winhpc_states(void **unused)
         {"Canceled", CPAR_JOB_DONE, CPAR_EXIT_UNKNOWN},
         {"Bogus", CPAR_JOB_UNKNOWN, CPAR_EXIT_UNKNOWN},
     };
-    char *dir = fresh_dir("winhpc-states");
+    char *dir = lt_fresh_dir("winhpc-states");
     char script[600], statefile[600], setting[700];
     snprintf(script, sizeof script, "%s/job", dir);
     snprintf(statefile, sizeof statefile, "%s/state", dir);
@@ -659,10 +586,10 @@ static void test_unknown_variable(void **unused)
         cpar_launch_spec_t spec = make_spec(&fx, CPAR_ROLE_ENGINES, 2);
         cpar_launch_job_t *job = NULL;
         char *start_json = NULL;
-        int rc = cpar_launch_start(fx.l, &spec, &job, &start_json);
+        int rc = cpar_launch_start(fx.lt.l, &spec, &job, &start_json);
         assert_int_equal(rc, CPAR_EINVAL);
         assert_null(job);
-        const char *err = cpar_launcher_error(fx.l);
+        const char *err = cpar_launcher_error(fx.lt.l);
         if (!strstr(err, "wall_time") || strchr(err, '\n'))
             fail_msg("%s: want one line naming wall_time, got '%s'", plugins[i], err);
         assert_int_equal(jobs_submitted(&fx), 0);
@@ -682,11 +609,11 @@ static void test_submit_fails(void **unused)
         cpar_launch_spec_t spec = make_spec(&fx, CPAR_ROLE_ENGINES, 2);
         cpar_launch_job_t *job = NULL;
         char *start_json = NULL;
-        int rc = cpar_launch_start(fx.l, &spec, &job, &start_json);
+        int rc = cpar_launch_start(fx.lt.l, &spec, &job, &start_json);
         unsetenv("CPAR_SHIM_FAIL");
         assert_int_equal(rc, CPAR_EIO);
         assert_null(job);
-        const char *err = cpar_launcher_error(fx.l);
+        const char *err = cpar_launcher_error(fx.lt.l);
         if (!strstr(err, "Job rejected by all possible destinations (queue q9)"))
             fail_msg("%s: the submit command's message is not shown: '%s'", plugins[i], err);
         free(start_json);
@@ -703,9 +630,9 @@ static void test_missing_command(void **unused)
     cpar_launch_spec_t spec = make_spec(&fx, CPAR_ROLE_ENGINES, 2);
     cpar_launch_job_t *job = NULL;
     char *start_json = NULL;
-    int rc = cpar_launch_start(fx.l, &spec, &job, &start_json);
+    int rc = cpar_launch_start(fx.lt.l, &spec, &job, &start_json);
     assert_int_equal(rc, CPAR_ENOENT);
-    assert_non_null(strstr(cpar_launcher_error(fx.l), "qsub-not-installed"));
+    assert_non_null(strstr(cpar_launcher_error(fx.lt.l), "qsub-not-installed"));
     free(start_json);
     close_launcher(&fx);
 }
@@ -726,7 +653,7 @@ static void kill_leftovers(const char *path, int depth)
         snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
         size_t len = strlen(e->d_name);
         if (!strncmp(e->d_name, "task.", 5) && len > 4 && !strcmp(e->d_name + len - 4, ".pid")) {
-            char *pid = slurp(sub), proc[64];
+            char *pid = lt_slurp(sub), proc[64];
             int p = pid ? atoi(pid) : 0;
             free(pid);
             /* only our shim's task wrapper, whose command line names its task file */
@@ -740,7 +667,7 @@ static void kill_leftovers(const char *path, int depth)
                 if (!cmd[i])
                     cmd[i] = ' ';
             cmd[n] = '\0';
-            if (n && strstr(cmd, g_tmp))
+            if (n && strstr(cmd, lt_tmp))
                 kill(-p, SIGKILL);
         } else if (depth < 4) {
             kill_leftovers(sub, depth + 1);
@@ -792,22 +719,23 @@ int main(int argc, char **argv)
     free(newpath);
     unsetenv("CPAR_SHIM_FAIL");
     const char *tmp = getenv("TMPDIR");
-    snprintf(g_tmp, sizeof g_tmp, "%s/cpar-launcher-shims-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_tmp)) {
+    snprintf(lt_tmp, sizeof lt_tmp, "%s/cpar-launcher-shims-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(lt_tmp)) {
         perror("mkdtemp");
         return 2;
     }
 
     /* clang-format off */
+#define LIFE_TEST(p) {"test_life_" #p, test_life, NULL, NULL, &life_##p}
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_ids),
         cmocka_unit_test(test_states),
         cmocka_unit_test(test_golden_scripts),
         cmocka_unit_test(test_golden_winhpc),
-        cmocka_unit_test(test_life_pbs),
-        cmocka_unit_test(test_life_lsf),
-        cmocka_unit_test(test_life_htcondor),
-        cmocka_unit_test(test_life_winhpc),
+        LIFE_TEST(pbs),
+        LIFE_TEST(lsf),
+        LIFE_TEST(htcondor),
+        LIFE_TEST(winhpc),
         cmocka_unit_test(test_winhpc_states),
         cmocka_unit_test(test_unknown_variable),
         cmocka_unit_test(test_submit_fails),
@@ -815,10 +743,10 @@ int main(int argc, char **argv)
     };
     /* clang-format on */
     int failed = cmocka_run_group_tests_name("launcher_shims", tests, NULL, NULL);
-    kill_leftovers(g_tmp, 0);
+    kill_leftovers(lt_tmp, 0);
     if (!failed)
-        remove_tree(g_tmp);
+        remove_tree(lt_tmp);
     else
-        fprintf(stderr, "work directories kept in %s\n", g_tmp);
+        fprintf(stderr, "work directories kept in %s\n", lt_tmp);
     return failed;
 }

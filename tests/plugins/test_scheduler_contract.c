@@ -26,6 +26,8 @@
 #include "plugins/sched.h"
 #include "util/log.h"
 
+#include "contractcfg.h"
+
 #define CONTRACT_SEED 20240611
 #define MAX_ENGINES 1000
 
@@ -76,41 +78,13 @@ static size_t test_below(fixture_t *fx, size_t n)
     return (size_t)(test_rand(fx) % n);
 }
 
-static void load_contract_config(cpar_config_t *cfg)
-{
-    const char *text = getenv("CPAR_CONTRACT_CONFIG");
-    json_error_t jerr;
-    json_t *root, *section;
-    const char *sname;
-
-    if (!text || !*text)
-        return;
-    root = json_loads(text, 0, &jerr);
-    if (!json_is_object(root))
-        fail_msg("CPAR_CONTRACT_CONFIG is not a JSON object: %s", jerr.text);
-    json_object_foreach(root, sname, section)
-    {
-        const char *key;
-        json_t *value;
-        if (!json_is_object(section))
-            fail_msg("CPAR_CONTRACT_CONFIG: section %s is not an object", sname);
-        json_object_foreach(section, key, value)
-        {
-            assert_int_equal(cpar_config_set(cfg, sname, key, json_incref(value), CPAR_SRC_CLI,
-                                             "CPAR_CONTRACT_CONFIG"),
-                             0);
-        }
-    }
-    json_decref(root);
-}
-
 /* A config with CPAR_CONTRACT_CONFIG and, unless `seed` is NULL, TaskScheduler.seed. */
 static cpar_config_t *config_new(json_t *seed)
 {
     cpar_config_t *cfg = cpar_config_new();
 
     assert_non_null(cfg);
-    load_contract_config(cfg);
+    contract_load_config(cfg);
     if (seed)
         assert_int_equal(
             cpar_config_set(cfg, "TaskScheduler", "seed", seed, CPAR_SRC_DEFAULT, "test"), 0);

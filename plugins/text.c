@@ -396,17 +396,21 @@ static int tp_add(tparse_t *t, tval_t *v)
     return rc;
 }
 
-/* `a and b` and `a or b` give one of their operands, as in Python. */
-static int tp_and(tparse_t *t, tval_t *v)
+/*
+ * `a and b` and `a or b` give one of their operands, as in Python: `and` the right one when the
+ * left one is true, `or` when it is false. `word` is the operator, `operand` parses its operands.
+ */
+static int tp_logic(tparse_t *t, tval_t *v, const char *word, int (*operand)(tparse_t *, tval_t *))
 {
-    int rc = tp_add(t, v);
+    const int is_and = word[0] == 'a';
+    int rc = operand(t, v);
 
-    while (!rc && tp_is_word(t, "and")) {
+    while (!rc && tp_is_word(t, word)) {
         tval_t r;
-        t->p += 3;
-        if ((rc = tp_add(t, &r)) != 0)
+        t->p += strlen(word);
+        if ((rc = operand(t, &r)) != 0)
             break;
-        if (tv_truthy(v)) {
+        if (tv_truthy(v) == is_and) {
             tv_free(v);
             *v = r;
         } else {
@@ -418,25 +422,14 @@ static int tp_and(tparse_t *t, tval_t *v)
     return rc;
 }
 
+static int tp_and(tparse_t *t, tval_t *v)
+{
+    return tp_logic(t, v, "and", tp_add);
+}
+
 static int tp_or(tparse_t *t, tval_t *v)
 {
-    int rc = tp_and(t, v);
-
-    while (!rc && tp_is_word(t, "or")) {
-        tval_t r;
-        t->p += 2;
-        if ((rc = tp_and(t, &r)) != 0)
-            break;
-        if (!tv_truthy(v)) {
-            tv_free(v);
-            *v = r;
-        } else {
-            tv_free(&r);
-        }
-    }
-    if (rc)
-        tv_free(v);
-    return rc;
+    return tp_logic(t, v, "or", tp_and);
 }
 
 /* ---- format specs ----------------------------------------------------------------------- */

@@ -157,6 +157,15 @@ static void winhpc_attr(winhpc_buf_t *b, const char *name, const char *value)
     winhpc_puts(b, "\"");
 }
 
+/* One core, socket and node at least and at most, as the job and each task of 7.1's have. */
+static void winhpc_one_each(winhpc_buf_t *b)
+{
+    static const char *const names[] = {"MinCores",   "MaxCores", "MinSockets",
+                                        "MaxSockets", "MinNodes", "MaxNodes"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        winhpc_attr(b, names[i], "1");
+}
+
 /* A fresh "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" for the task's output file names. */
 static void winhpc_uuid(const cpar_host_t *host, char out[37])
 {
@@ -201,12 +210,7 @@ static int winhpc_job_xml(const winhpc_state_t *s, const cpar_launch_spec_t *spe
     winhpc_attr(&b, "Version", "2.000");
     winhpc_attr(&b, "Name", ctl ? "IPController" : "IPEngineSet");
     winhpc_attr(&b, "UnitType", "Core");
-    winhpc_attr(&b, "MinCores", "1");
-    winhpc_attr(&b, "MaxCores", "1");
-    winhpc_attr(&b, "MinSockets", "1");
-    winhpc_attr(&b, "MaxSockets", "1");
-    winhpc_attr(&b, "MinNodes", "1");
-    winhpc_attr(&b, "MaxNodes", "1");
+    winhpc_one_each(&b);
     winhpc_attr(&b, "RunUntilCanceled", "false");
     winhpc_attr(&b, "IsExclusive", "false");
     winhpc_attr(&b, "UserName", username);
@@ -242,12 +246,7 @@ static int winhpc_job_xml(const winhpc_state_t *s, const cpar_launch_spec_t *spe
         winhpc_puts(&b, "    <Task");
         winhpc_attr(&b, "Version", "2.000");
         winhpc_attr(&b, "Name", ctl ? "IPController" : "IPEngine");
-        winhpc_attr(&b, "MinCores", "1");
-        winhpc_attr(&b, "MaxCores", "1");
-        winhpc_attr(&b, "MinSockets", "1");
-        winhpc_attr(&b, "MaxSockets", "1");
-        winhpc_attr(&b, "MinNodes", "1");
-        winhpc_attr(&b, "MaxNodes", "1");
+        winhpc_one_each(&b);
         winhpc_attr(&b, "CommandLine", cmd.s ? cmd.s : "");
         winhpc_attr(&b, "WorkDirectory", spec->profile_dir);
         winhpc_attr(&b, "IsRerunnable", "true");

@@ -289,18 +289,7 @@ static int ssh_remote_ok(ssh_state_t *s, const ssh_proc_t *p, const char *cmd, i
     return rc;
 }
 
-/* A shell-quoted word, malloc'd. */
-static char *ssh_quote(ssh_state_t *s, const char *word)
-{
-    const char *argv[] = {word, NULL};
-    char *q = NULL;
-    if (s->host->shell_join(s->ctx, argv, &q) != 0)
-        return NULL;
-    char *r = strdup(q);
-    s->host->free(q);
-    return r;
-}
-
+/* The shell-quoted words of argv joined with spaces, malloc'd. */
 static char *ssh_join(ssh_state_t *s, const char *const *argv)
 {
     char *q = NULL;
@@ -309,6 +298,13 @@ static char *ssh_join(ssh_state_t *s, const char *const *argv)
     char *r = strdup(q);
     s->host->free(q);
     return r;
+}
+
+/* A shell-quoted word, malloc'd. */
+static char *ssh_quote(ssh_state_t *s, const char *word)
+{
+    const char *argv[] = {word, NULL};
+    return ssh_join(s, argv);
 }
 
 static char *ssh_dirname(const char *path)
@@ -488,6 +484,24 @@ static ssh_proc_t *ssh_job_add(ssh_job_t *j)
     return &p[j->nprocs++];
 }
 
+/* The one process of a controller or of sshproxy's engines, on the host of the hostname and
+ * user settings, named `name` (as in ssh_proc_configure); its key is its location. */
+static int ssh_add_single(ssh_state_t *s, const cpar_launch_spec_t *spec, ssh_job_t *j,
+                          const char *name, ssh_proc_t **out)
+{
+    ssh_proc_t *p = ssh_job_add(j);
+    int rc;
+    if (!p)
+        return CPAR_ENOMEM;
+    if ((rc = ssh_proc_configure(s, spec, NULL, NULL, name, p)))
+        return rc;
+    p->key = strdup(p->location);
+    if (!p->key)
+        return CPAR_ENOMEM;
+    *out = p;
+    return 0;
+}
+
 static int ssh_job_common(ssh_state_t *s, const cpar_launch_spec_t *spec, ssh_job_t *j)
 {
     j->role = spec->role;
@@ -638,19 +652,10 @@ static int ssh_start(void *state, const cpar_launch_spec_t *spec, void **jobp, c
 #ifdef CPAR_SSH_PROXY
     {
         static const char *const dflt_ipcluster[] = {"cpcluster", NULL};
-        ssh_proc_t *p = ssh_job_add(j);
+        ssh_proc_t *p = NULL;
         lu_strv_t argv = {0};
-        if (!p) {
-            rc = CPAR_ENOMEM;
+        if ((rc = ssh_add_single(s, spec, j, "ipcluster", &p)))
             goto fail;
-        }
-        if ((rc = ssh_proc_configure(s, spec, NULL, NULL, "ipcluster", p)))
-            goto fail;
-        p->key = strdup(p->location);
-        if (!p->key) {
-            rc = CPAR_ENOMEM;
-            goto fail;
-        }
         if ((rc = lu_config_list(s->host, s->ctx, spec, "ipcluster_cmd", dflt_ipcluster, &argv)) ==
             0) {
             lu_strv_add(&argv, "engines");
@@ -674,20 +679,15 @@ static int ssh_start(void *state, const cpar_launch_spec_t *spec, void **jobp, c
     }
 #else
     if (spec->role == CPAR_ROLE_CONTROLLER) {
-        ssh_proc_t *p = ssh_job_add(j);
+        ssh_proc_t *p = NULL;
         lu_strv_t argv = {0};
-        if (!p) {
-            rc = CPAR_ENOMEM;
+        if ((rc = ssh_add_single(s, spec, j, "ipcontroller", &p)))
             goto fail;
-        }
-        if ((rc = ssh_proc_configure(s, spec, NULL, NULL, "ipcontroller", p)))
-            goto fail;
-        p->key = strdup(p->location);
         for (int i = 0; i < 2; i++) {
             const char *which = i ? "engine" : "client";
             j->fetch_local[i] = ssh_conn_file(j->profile_dir, j->cluster_id, which);
             j->fetch_remote[i] = ssh_conn_file(p->remote_profile_dir, j->cluster_id, which);
-            if (!j->fetch_local[i] || !j->fetch_remote[i] || !p->key) {
+            if (!j->fetch_local[i] || !j->fetch_remote[i]) {
                 rc = CPAR_ENOMEM;
                 goto fail;
             }
@@ -753,6 +753,16 @@ static int ssh_first_at(const ssh_job_t *j, size_t i)
     return 1;
 }
 
+/* For the first of the job's processes on each host (procs[i]), the live pids there into buf, as
+ * ssh_pids_at: whether there is something to do on that host. */
+static int ssh_host_pids(const ssh_job_t *j, size_t i, char *buf, size_t len)
+{
+    if (!ssh_first_at(j, i))
+        return 0;
+    ssh_pids_at(j, j->procs[i].location, buf, len);
+    return buf[0] != '\0';
+}
+
 /* Fetch a remote controller's connection files once they exist there (one scp). */
 static void ssh_try_fetch(ssh_state_t *s, ssh_job_t *j)
 {
@@ -787,10 +797,7 @@ static int ssh_poll(void *state, void *jobp, cpar_job_state_t *st, int *exit_cod
     char pids[2048], cmd[4096];
 
     for (size_t i = 0; i < j->nprocs; i++) {
-        if (!ssh_first_at(j, i))
-            continue;
-        ssh_pids_at(j, j->procs[i].location, pids, sizeof pids);
-        if (!pids[0])
+        if (!ssh_host_pids(j, i, pids, sizeof pids))
             continue;
         int off = snprintf(cmd, sizeof cmd,
                            SSH_ALIVE_FN "for p in%s; do a $p && echo __alive_$p=1__; done", pids);
@@ -860,10 +867,7 @@ static int ssh_signal(void *state, void *jobp, int signum)
     char pids[2048], cmd[2200];
     int rc = 0;
     for (size_t i = 0; i < j->nprocs; i++) {
-        if (!ssh_first_at(j, i))
-            continue;
-        ssh_pids_at(j, j->procs[i].location, pids, sizeof pids);
-        if (!pids[0])
+        if (!ssh_host_pids(j, i, pids, sizeof pids))
             continue;
         snprintf(cmd, sizeof cmd, "kill -%d%s", signum, pids);
         int status = 0;
@@ -885,10 +889,7 @@ static int ssh_stop(void *state, void *jobp, char **stop_json)
     int rounds = j->kill_after_ms / 100;
 
     for (size_t i = 0; i < j->nprocs; i++) {
-        if (!ssh_first_at(j, i))
-            continue;
-        ssh_pids_at(j, j->procs[i].location, pids, sizeof pids);
-        if (!pids[0])
+        if (!ssh_host_pids(j, i, pids, sizeof pids))
             continue;
         /* TERM, wait, KILL: one round trip per host. */
         snprintf(cmd, sizeof cmd,

@@ -224,6 +224,16 @@ static int mongodb_begin(mongodb_t *db, mongodb_conn_t *c)
     return 0;
 }
 
+/* mongodb_begin for writing `rec`, which must have a msg_id. */
+static int mongodb_begin_write(mongodb_t *db, const cpar_record_t *rec, mongodb_conn_t *c)
+{
+    if (!rec || !rec->msg_id) {
+        db->host->set_error(db->ctx, "record without msg_id");
+        return CPAR_EINVAL;
+    }
+    return mongodb_begin(db, c);
+}
+
 /* ---- records -> documents --------------------------------------------------------------- */
 
 /* A large buffer field on its way to the chunk collection. */
@@ -790,11 +800,7 @@ static int mongodb_add_record(void *state, const cpar_record_t *rec)
     int64_t seq;
     int rc;
 
-    if (!rec || !rec->msg_id) {
-        db->host->set_error(db->ctx, "record without msg_id");
-        return CPAR_EINVAL;
-    }
-    if ((rc = mongodb_begin(db, &c)) != 0)
+    if ((rc = mongodb_begin_write(db, rec, &c)) != 0)
         return rc;
     seq = db->host->now_us();
     if (seq <= db->last_seq)
@@ -933,11 +939,7 @@ static int mongodb_update_record(void *state, const cpar_record_t *rec, uint32_t
     bson_iter_t it;
     int rc;
 
-    if (!rec || !rec->msg_id) {
-        db->host->set_error(db->ctx, "record without msg_id");
-        return CPAR_EINVAL;
-    }
-    if ((rc = mongodb_begin(db, &c)) != 0)
+    if ((rc = mongodb_begin_write(db, rec, &c)) != 0)
         return rc;
     bson_init(&set);
     bson_init(&unset);

@@ -12,6 +12,16 @@
 const char *dbc_backend;
 char dbc_profile_dir[] = "/tmp/cpar-contract-XXXXXX";
 
+const int64_t dbc_edge_times[7] = {
+    INT64_C(0),                  /* the epoch */
+    INT64_C(1),                  /* one microsecond after it */
+    INT64_C(-1),                 /* one before it */
+    INT64_C(1633046400123456),   /* 2021-10-01T00:00:00.123456Z */
+    INT64_C(951782400999999),    /* 2000-02-29T00:00:00.999999Z */
+    INT64_C(253402300799999999), /* 9999-12-31T23:59:59.999999Z */
+    INT64_C(-62135596800000000), /* 0001-01-01T00:00:00Z */
+};
+
 /* ---- fixture ------------------------------------------------------------------------------ */
 
 int dbc_setup(void **state)

@@ -24,6 +24,9 @@
 extern const char *dbc_backend;
 extern char dbc_profile_dir[];
 
+/* Datetimes (microseconds since the epoch) at the edges of what Python's datetime holds. */
+extern const int64_t dbc_edge_times[7];
+
 typedef struct fixture {
     cpar_config_t *cfg;
     cpar_plughost_t *host;

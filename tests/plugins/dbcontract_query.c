@@ -444,16 +444,8 @@ static void test_find_buffers_byte_exact(void **state)
 /* Datetimes at the edges of what Python's datetime holds select exactly their record. */
 static void test_find_datetimes_round_trip(void **state)
 {
-    static const int64_t times[] = {
-        INT64_C(0),                  /* the epoch */
-        INT64_C(1),                  /* one microsecond after it */
-        INT64_C(-1),                 /* one before it */
-        INT64_C(1633046400123456),   /* 2021-10-01T00:00:00.123456Z */
-        INT64_C(951782400999999),    /* 2000-02-29T00:00:00.999999Z */
-        INT64_C(253402300799999999), /* 9999-12-31T23:59:59.999999Z */
-        INT64_C(-62135596800000000), /* 0001-01-01T00:00:00Z */
-    };
-    const size_t n = sizeof times / sizeof times[0];
+    const int64_t *times = dbc_edge_times;
+    const size_t n = sizeof dbc_edge_times / sizeof dbc_edge_times[0];
     fixture_t *fx = *state;
     char query[128], iso[CPAR_ISO_LEN], id[16];
 

@@ -265,19 +265,11 @@ static void test_history_order(void **state)
 
 static void test_datetimes(void **state)
 {
-    static const int64_t times[] = {
-        INT64_C(0),                  /* the epoch */
-        INT64_C(1),                  /* one microsecond after it */
-        INT64_C(-1),                 /* one before it */
-        INT64_C(1633046400123456),   /* 2021-10-01T00:00:00.123456Z */
-        INT64_C(951782400999999),    /* 2000-02-29T00:00:00.999999Z */
-        INT64_C(253402300799999999), /* 9999-12-31T23:59:59.999999Z */
-        INT64_C(-62135596800000000), /* 0001-01-01T00:00:00Z */
-    };
+    const int64_t *times = dbc_edge_times;
     fixture_t *fx = *state;
     got_t g = {0};
 
-    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+    for (size_t i = 0; i < sizeof dbc_edge_times / sizeof dbc_edge_times[0]; i++) {
         char id[32];
         cpar_record_t r;
 

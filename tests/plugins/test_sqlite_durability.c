@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <time.h>
@@ -29,6 +28,8 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "wire/query.h"
+
+#include "tmptree.h"
 
 static char topdir[] = "/tmp/cpar-sqlite-XXXXXX";
 
@@ -779,14 +780,6 @@ static void test_completed_commits_next_turn(void **state)
 
 /* ---- runner ------------------------------------------------------------------------------ */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -797,7 +790,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(topdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tmptree_remove(topdir);
 }
 
 int main(void)

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <cmocka.h>
 
@@ -27,6 +26,8 @@
 #include "util/ids.h"
 #include "util/log.h"
 #include "wire/query.h"
+
+#include "tmptree.h"
 
 #define NRECS 80
 #define T0 INT64_C(1633046400000000)
@@ -413,14 +414,6 @@ static void test_long_in_lists(void **state)
 
 /* ---- runner ------------------------------------------------------------------------------ */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int group_setup(void **state)
 {
     const char *seed = getenv("CPAR_QUERY_SEED");
@@ -435,7 +428,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    return nftw(topdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tmptree_remove(topdir);
 }
 
 int main(void)

@@ -92,8 +92,8 @@ json_t *lt_start(cpar_launcher_h *l, const cpar_launch_spec_t *spec, cpar_launch
     return j;
 }
 
-cpar_job_state_t lt_poll_until(cpar_launch_job_t *job, cpar_job_state_t want, int secs,
-                               int step_ms, int *exit_code)
+cpar_job_state_t lt_poll_until(cpar_launch_job_t *job, cpar_job_state_t want, int secs, int step_ms,
+                               int *exit_code)
 {
     cpar_job_state_t st = CPAR_JOB_UNKNOWN;
     for (int i = 0; i < secs * 1000 / step_ms; i++) {

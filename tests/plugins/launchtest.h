@@ -42,7 +42,7 @@ void lt_close(lt_launcher_t *lt);
 json_t *lt_start(cpar_launcher_h *l, const cpar_launch_spec_t *spec, cpar_launch_job_t **job);
 
 /* Poll every `step_ms` until `want`, for at most `secs`; the last state (and its exit code). */
-cpar_job_state_t lt_poll_until(cpar_launch_job_t *job, cpar_job_state_t want, int secs,
-                               int step_ms, int *exit_code);
+cpar_job_state_t lt_poll_until(cpar_launch_job_t *job, cpar_job_state_t want, int secs, int step_ms,
+                               int *exit_code);
 
 #endif

@@ -3,6 +3,7 @@
  * cpar_host_t table every plugin receives (see host.h).
  */
 #include "host.h"
+#include "why.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -140,18 +141,6 @@ static char *host_format(const char *fmt, ...)
     s = host_vformat(fmt, ap);
     va_end(ap);
     return s;
-}
-
-static void host_err(char *err, size_t errlen, const char *fmt, ...) CPAR_PRINTF(3, 4);
-static void host_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- the cpar_host_t table -------------------------------------------------------------- */
@@ -695,12 +684,12 @@ static int check_ops(const cpar_plugin_t *d, char *why, size_t whylen)
                               : !db->get_history   ? "get_history"
                                                    : NULL;
         if (missing) {
-            host_err(why, whylen, "missing operation '%s'", missing);
+            cpar_why(why, whylen, "missing operation '%s'", missing);
             return CPAR_EABI;
         }
     }
     if (d->kind == CPAR_KIND_SCHEDULER && !((const cpar_scheduler_t *)d)->choose) {
-        host_err(why, whylen, "missing operation 'choose'");
+        cpar_why(why, whylen, "missing operation 'choose'");
         return CPAR_EABI;
     }
     if (d->kind == CPAR_KIND_LAUNCHER) {
@@ -724,11 +713,11 @@ static int check_ops(const cpar_plugin_t *d, char *why, size_t whylen)
                                     : NULL;
         }
         if (missing) {
-            host_err(why, whylen, "missing operation '%s'", missing);
+            cpar_why(why, whylen, "missing operation '%s'", missing);
             return CPAR_EABI;
         }
         if (!l->roles || !l->names || !l->names[0]) {
-            host_err(why, whylen, "launcher descriptor without roles or names");
+            cpar_why(why, whylen, "launcher descriptor without roles or names");
             return CPAR_EABI;
         }
     }
@@ -739,22 +728,22 @@ static int check_desc(const cpar_plugin_t *d, cpar_kind_t kind, const char *name
                       size_t whylen)
 {
     if (d->abi_major != CPAR_PLUGIN_ABI_MAJOR) {
-        host_err(why, whylen, "ABI major %u, this core has %u", (unsigned)d->abi_major,
+        cpar_why(why, whylen, "ABI major %u, this core has %u", (unsigned)d->abi_major,
                  (unsigned)CPAR_PLUGIN_ABI_MAJOR);
         return CPAR_EABI;
     }
     if (d->abi_minor > CPAR_PLUGIN_ABI_MINOR) {
-        host_err(why, whylen, "needs ABI %u.%u, this core has %u.%u", (unsigned)d->abi_major,
+        cpar_why(why, whylen, "needs ABI %u.%u, this core has %u.%u", (unsigned)d->abi_major,
                  (unsigned)d->abi_minor, (unsigned)CPAR_PLUGIN_ABI_MAJOR,
                  (unsigned)CPAR_PLUGIN_ABI_MINOR);
         return CPAR_EABI;
     }
     if (d->kind != kind) {
-        host_err(why, whylen, "descriptor kind %d is not %s", (int)d->kind, cpar_kind_name(kind));
+        cpar_why(why, whylen, "descriptor kind %d is not %s", (int)d->kind, cpar_kind_name(kind));
         return CPAR_EABI;
     }
     if (!d->name || strcmp(d->name, name) != 0) {
-        host_err(why, whylen, "descriptor names plugin '%s', file names '%s'",
+        cpar_why(why, whylen, "descriptor names plugin '%s', file names '%s'",
                  d->name ? d->name : "", name);
         return CPAR_EABI;
     }
@@ -774,16 +763,16 @@ static int load_file(cpar_plughost_t *h, const char *path, cpar_kind_t kind, con
     int rc;
 
     if (stat(path, &st) != 0) {
-        host_err(why, whylen, "cannot stat: %s", strerror(errno));
+        cpar_why(why, whylen, "cannot stat: %s", strerror(errno));
         return CPAR_EIO;
     }
     if (!S_ISREG(st.st_mode)) {
-        host_err(why, whylen, "not a regular file");
+        cpar_why(why, whylen, "not a regular file");
         return CPAR_EINVAL;
     }
     inst = calloc(1, sizeof *inst);
     if (!inst) {
-        host_err(why, whylen, "%s", cpar_strerror(CPAR_ENOMEM));
+        cpar_why(why, whylen, "%s", cpar_strerror(CPAR_ENOMEM));
         return CPAR_ENOMEM;
     }
     inst->ctx.inst = inst;
@@ -792,19 +781,19 @@ static int load_file(cpar_plughost_t *h, const char *path, cpar_kind_t kind, con
     inst->label = host_format("%s/%s", cpar_kind_name(kind), name);
     symbol = host_format("cpar_%s_%s_plugin", cpar_kind_name(kind), name);
     if (!inst->path || !inst->label || !symbol) {
-        host_err(why, whylen, "%s", cpar_strerror(CPAR_ENOMEM));
+        cpar_why(why, whylen, "%s", cpar_strerror(CPAR_ENOMEM));
         rc = CPAR_ENOMEM;
         goto fail;
     }
     inst->dl = cpar_dl_open(path);
     if (!inst->dl) {
-        host_err(why, whylen, "cannot load: %s", cpar_dl_error());
+        cpar_why(why, whylen, "cannot load: %s", cpar_dl_error());
         rc = CPAR_EIO;
         goto fail;
     }
     inst->desc = cpar_dl_sym(inst->dl, symbol);
     if (!inst->desc) {
-        host_err(why, whylen, "no symbol %s", symbol);
+        cpar_why(why, whylen, "no symbol %s", symbol);
         rc = CPAR_EABI;
         goto fail;
     }
@@ -813,7 +802,7 @@ static int load_file(cpar_plughost_t *h, const char *path, cpar_kind_t kind, con
     if (inst->desc->init) {
         rc = inst->desc->init(&host_table, &inst->ctx, &inst->state);
         if (rc < 0) {
-            host_err(why, whylen, "init failed: %s: %s", cpar_err_name(rc),
+            cpar_why(why, whylen, "init failed: %s: %s", cpar_err_name(rc),
                      cpar_plugin_error(inst)[0] ? cpar_plugin_error(inst) : cpar_strerror(rc));
             goto fail;
         }
@@ -839,16 +828,16 @@ int cpar_plughost_load(cpar_plughost_t *h, cpar_kind_t kind, const char *name,
     char why[1024];
 
     if (!h || !out) {
-        host_err(err, errlen, "%s", cpar_strerror(CPAR_EINVAL));
+        cpar_why(err, errlen, "%s", cpar_strerror(CPAR_EINVAL));
         return CPAR_EINVAL;
     }
     *out = NULL;
     if (!kname) {
-        host_err(err, errlen, "unknown plugin kind %d", (int)kind);
+        cpar_why(err, errlen, "unknown plugin kind %d", (int)kind);
         return CPAR_EINVAL;
     }
     if (!host_name_ok(name)) {
-        host_err(err, errlen, "%s plugin name '%s' is not valid (letters, digits and '_' only)",
+        cpar_why(err, errlen, "%s plugin name '%s' is not valid (letters, digits and '_' only)",
                  kname, name ? name : "");
         return CPAR_EINVAL;
     }
@@ -858,7 +847,7 @@ int cpar_plughost_load(cpar_plughost_t *h, cpar_kind_t kind, const char *name,
         int rc;
 
         if (!path) {
-            host_err(err, errlen, "%s", cpar_strerror(CPAR_ENOMEM));
+            cpar_why(err, errlen, "%s", cpar_strerror(CPAR_ENOMEM));
             return CPAR_ENOMEM;
         }
         if (lstat(path, &st) != 0) {
@@ -867,11 +856,11 @@ int cpar_plughost_load(cpar_plughost_t *h, cpar_kind_t kind, const char *name,
         }
         rc = load_file(h, path, kind, name, out, why, sizeof why);
         if (rc)
-            host_err(err, errlen, "%s: rejected: %s", path, why);
+            cpar_why(err, errlen, "%s: rejected: %s", path, why);
         free(path);
         return rc;
     }
-    host_err(err, errlen, "%s plugin '%s' not found (searched: %s)", kname, name, h->search_path);
+    cpar_why(err, errlen, "%s plugin '%s' not found (searched: %s)", kname, name, h->search_path);
     return CPAR_ENOENT;
 }
 

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #endif
 #include "proc.h"
+#include "why.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,18 +46,6 @@ static proc_child_t *proc_orphans;
 
 /* Which step failed in the child, sent with its errno through the exec pipe. */
 enum { STEP_CHDIR = 1, STEP_EXEC = 2, STEP_SETUP = 3 };
-
-static void proc_err(char *why, size_t whylen, const char *fmt, ...) CPAR_PRINTF(3, 4);
-static void proc_err(char *why, size_t whylen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !whylen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-}
 
 static int proc_code(int status)
 {
@@ -180,10 +169,10 @@ static int proc_exec_result(int fd, const char *prog, const char *cwd, char *why
     if (r != (ssize_t)sizeof msg)
         return 0;
     if (msg[0] == STEP_CHDIR)
-        proc_err(why, whylen, "cannot run '%s': cannot change to directory '%s': %s", prog,
+        cpar_why(why, whylen, "cannot run '%s': cannot change to directory '%s': %s", prog,
                  cwd ? cwd : "", strerror(msg[1]));
     else
-        proc_err(why, whylen, "cannot run '%s': %s", prog, strerror(msg[1]));
+        cpar_why(why, whylen, "cannot run '%s': %s", prog, strerror(msg[1]));
     return CPAR_ENOENT;
 }
 
@@ -197,13 +186,13 @@ int cpar_procs_spawn(cpar_procs_t *p, const char *const *argv, const char *const
     pid_t child;
 
     if (!p || !argv || !argv[0] || !argv[0][0] || !pid) {
-        proc_err(why, whylen, "spawn: no program given");
+        cpar_why(why, whylen, "spawn: no program given");
         return CPAR_EINVAL;
     }
     outfd = open(output_file ? output_file : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                  0644);
     if (outfd < 0) {
-        proc_err(why, whylen, "cannot open output file '%s': %s",
+        cpar_why(why, whylen, "cannot open output file '%s': %s",
                  output_file ? output_file : "/dev/null", strerror(errno));
         return CPAR_EIO;
     }
@@ -211,7 +200,7 @@ int cpar_procs_spawn(cpar_procs_t *p, const char *const *argv, const char *const
     envp = proc_environ(env);
     if (!c || !envp || pipe2(pipefd, O_CLOEXEC) != 0) {
         rc = (!c || !envp) ? CPAR_ENOMEM : CPAR_EIO;
-        proc_err(why, whylen, "spawn '%s': %s", argv[0],
+        cpar_why(why, whylen, "spawn '%s': %s", argv[0],
                  rc == CPAR_ENOMEM ? "out of memory" : strerror(errno));
         free(c);
         free(envp);
@@ -237,7 +226,7 @@ int cpar_procs_spawn(cpar_procs_t *p, const char *const *argv, const char *const
     close(outfd);
     free(envp);
     if (child < 0) {
-        proc_err(why, whylen, "spawn '%s': fork: %s", argv[0], strerror(errno));
+        cpar_why(why, whylen, "spawn '%s': fork: %s", argv[0], strerror(errno));
         close(pipefd[0]);
         free(c);
         return CPAR_EIO;
@@ -286,7 +275,7 @@ int cpar_procs_status(cpar_procs_t *p, int64_t pid, int *running, int *exit_code
     proc_child_t *c = NULL;
 
     if (!running || !exit_code || pid <= 0 || pid > (int64_t)INT32_MAX) {
-        proc_err(why, whylen, "child_status: bad pid %lld", (long long)pid);
+        cpar_why(why, whylen, "child_status: bad pid %lld", (long long)pid);
         return CPAR_EINVAL;
     }
     for (c = p ? p->children : NULL; c && c->pid != (pid_t)pid; c = c->next)
@@ -395,12 +384,12 @@ int cpar_proc_run(const char *const *argv, const char *input, int timeout_ms, in
     if (err)
         *err = NULL;
     if (!argv || !argv[0] || !argv[0][0] || !status) {
-        proc_err(why, whylen, "run: no program given");
+        cpar_why(why, whylen, "run: no program given");
         return CPAR_EINVAL;
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, inp) != 0 ||
         pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 || pipe2(exe, O_CLOEXEC) != 0) {
-        proc_err(why, whylen, "run '%s': %s", argv[0], strerror(errno));
+        cpar_why(why, whylen, "run '%s': %s", argv[0], strerror(errno));
         rc = CPAR_EIO;
         goto done;
     }
@@ -416,7 +405,7 @@ int cpar_proc_run(const char *const *argv, const char *input, int timeout_ms, in
         proc_child_fail(exe[1], STEP_EXEC);
     }
     if (child < 0) {
-        proc_err(why, whylen, "run '%s': fork: %s", argv[0], strerror(errno));
+        cpar_why(why, whylen, "run '%s': fork: %s", argv[0], strerror(errno));
         rc = CPAR_EIO;
         goto done;
     }
@@ -450,7 +439,7 @@ int cpar_proc_run(const char *const *argv, const char *input, int timeout_ms, in
                 if (!reaped)
                     while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
                         ;
-                proc_err(why, whylen, "'%s' did not finish within %d ms; killed", argv[0],
+                cpar_why(why, whylen, "'%s' did not finish within %d ms; killed", argv[0],
                          timeout_ms);
                 rc = CPAR_ETIMEDOUT;
                 goto done;
@@ -475,7 +464,7 @@ int cpar_proc_run(const char *const *argv, const char *input, int timeout_ms, in
         }
         /* Once the child has gone, only drain what is there: a grandchild may hold the pipes. */
         if (poll(fds, nfds, reaped ? 0 : wait_ms) < 0 && errno != EINTR) {
-            proc_err(why, whylen, "run '%s': poll: %s", argv[0], strerror(errno));
+            cpar_why(why, whylen, "run '%s': poll: %s", argv[0], strerror(errno));
             rc = CPAR_EIO;
             goto kill_done;
         }
@@ -496,7 +485,7 @@ int cpar_proc_run(const char *const *argv, const char *input, int timeout_ms, in
             }
             int r = proc_buf_read(fdp == &outp[0] ? &bout : &berr, *fdp);
             if (r < 0) {
-                proc_err(why, whylen, "run '%s': out of memory", argv[0]);
+                cpar_why(why, whylen, "run '%s': out of memory", argv[0]);
                 rc = CPAR_ENOMEM;
                 goto kill_done;
             }
@@ -514,7 +503,7 @@ int cpar_proc_run(const char *const *argv, const char *input, int timeout_ms, in
     if (err && !(*err = proc_buf_take(&berr)))
         rc = CPAR_ENOMEM;
     if (rc) {
-        proc_err(why, whylen, "run '%s': out of memory", argv[0]);
+        cpar_why(why, whylen, "run '%s': out of memory", argv[0]);
         if (out) {
             free(*out);
             *out = NULL;

@@ -13,6 +13,7 @@
  * dropped, and `$` also matching before a final newline, as in Python's re.search.
  */
 #include "text.h"
+#include "why.h"
 
 #include <ctype.h>
 #include <regex.h>
@@ -21,18 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void text_err(char *why, size_t whylen, const char *fmt, ...) CPAR_PRINTF(3, 4);
-static void text_err(char *why, size_t whylen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !whylen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, whylen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- a growing string ------------------------------------------------------------------- */
 
@@ -185,7 +174,7 @@ static int tp_fail(tparse_t *t, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    text_err(t->why, t->whylen, "%s in template field '{%.*s}'", msg, (int)t->field_len, t->field);
+    cpar_why(t->why, t->whylen, "%s in template field '{%.*s}'", msg, (int)t->field_len, t->field);
     t->failed = 1;
     return CPAR_EINVAL;
 }
@@ -284,7 +273,7 @@ static int tp_primary(tparse_t *t, tval_t *v)
         if (n == 5 && memcmp(s, "False", 5) == 0)
             return 0;
         if (!t->failed)
-            text_err(t->why, t->whylen, "unknown template variable '%.*s'", (int)n, s);
+            cpar_why(t->why, t->whylen, "unknown template variable '%.*s'", (int)n, s);
         t->failed = 1;
         return CPAR_EINVAL;
     }
@@ -717,7 +706,7 @@ int cpar_text_render(const char *tmpl, const cpar_tvar_t *vars, size_t nvars, ch
     int rc = 0;
 
     if (!tmpl || !out || (nvars && !vars)) {
-        text_err(why, whylen, "render_template: bad arguments");
+        cpar_why(why, whylen, "render_template: bad arguments");
         return CPAR_EINVAL;
     }
     while (*p && !rc) {
@@ -733,7 +722,7 @@ int cpar_text_render(const char *tmpl, const cpar_tvar_t *vars, size_t nvars, ch
             continue;
         }
         if (*brace == '}') {
-            text_err(why, whylen, "single '}' in template at offset %zu", (size_t)(brace - tmpl));
+            cpar_why(why, whylen, "single '}' in template at offset %zu", (size_t)(brace - tmpl));
             rc = CPAR_EINVAL;
             break;
         }
@@ -756,13 +745,13 @@ int cpar_text_render(const char *tmpl, const cpar_tvar_t *vars, size_t nvars, ch
                 }
             }
             if (!*q) {
-                text_err(why, whylen, "unclosed '{' in template at offset %zu",
+                cpar_why(why, whylen, "unclosed '{' in template at offset %zu",
                          (size_t)(brace - tmpl));
                 rc = CPAR_EINVAL;
                 break;
             }
             if (memchr(brace + 1, '{', (size_t)(q - brace - 1))) {
-                text_err(why, whylen, "nested fields are not supported: '%.*s'",
+                cpar_why(why, whylen, "nested fields are not supported: '%.*s'",
                          (int)(q - brace + 1), brace);
                 rc = CPAR_EINVAL;
                 break;
@@ -777,7 +766,7 @@ int cpar_text_render(const char *tmpl, const cpar_tvar_t *vars, size_t nvars, ch
     }
     *out = sb_take(&b);
     if (!*out) {
-        text_err(why, whylen, "out of memory");
+        cpar_why(why, whylen, "out of memory");
         return CPAR_ENOMEM;
     }
     return 0;
@@ -827,7 +816,7 @@ static int rx_compile(rx_t *rx, const char *pat, char *why, size_t whylen)
             char e = p[1];
             const char *cls = rx_class(e, 0);
             if (!e) {
-                text_err(why, whylen, "regex '%s': trailing backslash", pat);
+                cpar_why(why, whylen, "regex '%s': trailing backslash", pat);
                 free(b.s);
                 return CPAR_EINVAL;
             }
@@ -838,7 +827,7 @@ static int rx_compile(rx_t *rx, const char *pat, char *why, size_t whylen)
             else if (e == 't')
                 sb_addc(&b, '\t');
             else if (isdigit((unsigned char)e) || e == 'b' || e == 'B' || e == 'A' || e == 'Z') {
-                text_err(why, whylen, "regex '%s': \\%c is not supported", pat, e);
+                cpar_why(why, whylen, "regex '%s': \\%c is not supported", pat, e);
                 free(b.s);
                 return CPAR_EINVAL;
             } else if (isalnum((unsigned char)e)) {
@@ -871,7 +860,7 @@ static int rx_compile(rx_t *rx, const char *pat, char *why, size_t whylen)
                     if (cls)
                         sb_add(&body, cls);
                     else if (strchr("DWS", p[1])) {
-                        text_err(why, whylen, "regex '%s': \\%c inside [] is not supported", pat,
+                        cpar_why(why, whylen, "regex '%s': \\%c inside [] is not supported", pat,
                                  p[1]);
                         free(body.s);
                         free(b.s);
@@ -900,7 +889,7 @@ static int rx_compile(rx_t *rx, const char *pat, char *why, size_t whylen)
                 }
             }
             if (*p != ']') {
-                text_err(why, whylen, "regex '%s': unterminated [", pat);
+                cpar_why(why, whylen, "regex '%s': unterminated [", pat);
                 free(body.s);
                 free(b.s);
                 return CPAR_EINVAL;
@@ -922,7 +911,7 @@ static int rx_compile(rx_t *rx, const char *pat, char *why, size_t whylen)
                 b.oom = 1;
             free(body.s);
             if (!rbracket && !body.len && !caret && !dash) {
-                text_err(why, whylen, "regex '%s': empty []", pat);
+                cpar_why(why, whylen, "regex '%s': empty []", pat);
                 free(b.s);
                 return CPAR_EINVAL;
             }
@@ -933,7 +922,7 @@ static int rx_compile(rx_t *rx, const char *pat, char *why, size_t whylen)
                     capture = 0;
                     p += 2;
                 } else {
-                    text_err(why, whylen, "regex '%s': (?%c is not supported", pat,
+                    cpar_why(why, whylen, "regex '%s': (?%c is not supported", pat,
                              p[2] ? p[2] : ' ');
                     free(b.s);
                     return CPAR_EINVAL;
@@ -942,7 +931,7 @@ static int rx_compile(rx_t *rx, const char *pat, char *why, size_t whylen)
             posix_groups++;
             if (depth >= (int)(sizeof stack / sizeof stack[0]) ||
                 (capture && rx->ngroups >= RX_MAX_GROUPS)) {
-                text_err(why, whylen, "regex '%s': too many groups", pat);
+                cpar_why(why, whylen, "regex '%s': too many groups", pat);
                 free(b.s);
                 return CPAR_EINVAL;
             }
@@ -971,14 +960,14 @@ static int rx_compile(rx_t *rx, const char *pat, char *why, size_t whylen)
     }
     if (b.oom) {
         free(b.s);
-        text_err(why, whylen, "out of memory");
+        cpar_why(why, whylen, "out of memory");
         return CPAR_ENOMEM;
     }
     rc = regcomp(&rx->re, b.s ? b.s : "()", REG_EXTENDED);
     if (rc != 0) {
         char msg[256];
         regerror(rc, &rx->re, msg, sizeof msg);
-        text_err(why, whylen, "regex '%s' does not compile: %s", pat, msg);
+        cpar_why(why, whylen, "regex '%s' does not compile: %s", pat, msg);
         free(b.s);
         return CPAR_EINVAL;
     }
@@ -999,13 +988,13 @@ int cpar_text_regex_search(const char *pattern, const char *text, int group, cha
     int rc;
 
     if (!pattern || !text || !match) {
-        text_err(why, whylen, "regex_search: bad arguments");
+        cpar_why(why, whylen, "regex_search: bad arguments");
         return CPAR_EINVAL;
     }
     if ((rc = rx_compile(&rx, pattern, why, whylen)) != 0)
         return rc;
     if (group < 0 || group > rx.ngroups) {
-        text_err(why, whylen, "regex '%s' has no group %d", pattern, group);
+        cpar_why(why, whylen, "regex '%s' has no group %d", pattern, group);
         regfree(&rx.re);
         return CPAR_EINVAL;
     }
@@ -1017,7 +1006,7 @@ int cpar_text_regex_search(const char *pattern, const char *text, int group, cha
         stripped = strndup(text, len - 1);
         if (!stripped) {
             regfree(&rx.re);
-            text_err(why, whylen, "out of memory");
+            cpar_why(why, whylen, "out of memory");
             return CPAR_ENOMEM;
         }
         found2 = regexec(&rx.re, stripped, nm, m2, 0) == 0;
@@ -1025,18 +1014,18 @@ int cpar_text_regex_search(const char *pattern, const char *text, int group, cha
     regfree(&rx.re);
     free(stripped);
     if (!found && !found2) {
-        text_err(why, whylen, "regex '%s' does not match", pattern);
+        cpar_why(why, whylen, "regex '%s' does not match", pattern);
         return CPAR_ENOENT;
     }
     use = !found ? m2 : !found2 ? m : (m2[0].rm_so < m[0].rm_so ? m2 : m);
     if (use[pg].rm_so < 0) {
-        text_err(why, whylen, "regex '%s': group %d did not take part in the match", pattern,
+        cpar_why(why, whylen, "regex '%s': group %d did not take part in the match", pattern,
                  group);
         return CPAR_ENOENT;
     }
     *match = strndup(text + use[pg].rm_so, (size_t)(use[pg].rm_eo - use[pg].rm_so));
     if (!*match) {
-        text_err(why, whylen, "out of memory");
+        cpar_why(why, whylen, "out of memory");
         return CPAR_ENOMEM;
     }
     return 0;

@@ -335,6 +335,21 @@ def run_loadgen(args, ctl, lg_args, deadline_s, quiesce=True):
     return out
 
 
+def timed_load(args, ctl, engines, mode, window):
+    """Start ctl, run the loadgen for args.seconds with `engines` fake engines, `mode` (lb or
+    direct) and `window` requests in flight, stop ctl; the result, or a failed one."""
+    try:
+        ctl.start()
+        return run_loadgen(args, ctl, ["--engines", str(engines), "--mode", mode,
+                                       "--window", str(window), "--seconds",
+                                       str(args.seconds), "--timeout", str(args.timeout)],
+                           deadline_s=args.timeout * 3 + args.seconds + 60)
+    except (RuntimeError, OSError) as e:
+        return {"controller": ctl.kind, "status": "failed", "fail": str(e)}
+    finally:
+        ctl.stop()
+
+
 def matrix(args, workdir, note):
     configs = [(e, m, args.window) for e in args.engines for m in args.modes]
     if not args.quick:
@@ -348,16 +363,7 @@ def matrix(args, workdir, note):
             tag = f"m{i}"
             ctl = Controller(kind, args, workdir, tag)
             note(f"matrix: {LABEL[kind]:9s} E={engines:<3d} {mode:6s} W={window:<3d} ...")
-            try:
-                ctl.start()
-                r = run_loadgen(args, ctl, ["--engines", str(engines), "--mode", mode,
-                                            "--window", str(window), "--seconds",
-                                            str(args.seconds), "--timeout", str(args.timeout)],
-                                deadline_s=args.timeout * 3 + args.seconds + 60)
-            except (RuntimeError, OSError) as e:
-                r = {"controller": kind, "status": "failed", "fail": str(e)}
-            finally:
-                ctl.stop()
+            r = timed_load(args, ctl, engines, mode, window)
             r.update(suite="matrix", engines=engines, mode=mode, window=window)
             results.append(r)
             note("   " + short(r))
@@ -375,16 +381,7 @@ def databases(args, workdir, note):
         for kind in order:
             ctl = Controller(kind, args, workdir, f"db{i}", db=db)
             note(f"databases: {LABEL[kind]:9s} --{db:8s} E={args.db_engines} lb W={args.window} ...")
-            try:
-                ctl.start()
-                r = run_loadgen(args, ctl, ["--engines", str(args.db_engines), "--mode", "lb",
-                                            "--window", str(args.window), "--seconds",
-                                            str(args.seconds), "--timeout", str(args.timeout)],
-                                deadline_s=args.timeout * 3 + args.seconds + 60)
-            except (RuntimeError, OSError) as e:
-                r = {"controller": kind, "status": "failed", "fail": str(e)}
-            finally:
-                ctl.stop()
+            r = timed_load(args, ctl, args.db_engines, "lb", args.window)
             r.update(suite="databases", db=db, engines=args.db_engines, mode="lb",
                      window=args.window)
             results.append(r)

@@ -705,24 +705,6 @@ static void copy_deprecated(cpar_config_t *cfg)
         }
 }
 
-static int setup_log_level(const cpar_config_t *cfg)
-{
-    const char *section = cpar_config_pick_section(cfg, cpcluster_app_sections, "log_level");
-    const char *text = NULL;
-    int level;
-
-    if (!section)
-        return 0;
-    if (cpar_config_string(cfg, section, "log_level", &text) != 0 || !text ||
-        cpar_log_parse_level(text, &level) != 0) {
-        cpar_error("bad log level '%s' from %s: use 10-50 or DEBUG, INFO, WARN, ERROR, CRITICAL",
-                   text ? text : "?", cpar_config_origin(cfg, section, "log_level"));
-        return CPAR_ECONFIG;
-    }
-    cpar_log_set_level(level);
-    return 0;
-}
-
 static const char *app_string(const cpar_config_t *cfg, const char *key)
 {
     const char *section = cpar_config_pick_section(cfg, cpcluster_app_sections, key);
@@ -787,7 +769,7 @@ static int setup_app(cl_app_t *app, const char *cmd)
     if (load_extra_config(app->cfg) != 0)
         return 2;
     copy_deprecated(app->cfg);
-    if (setup_log_level(app->cfg) != 0)
+    if (cpar_config_apply_log_level(app->cfg, cpcluster_app_sections) != 0)
         return 2;
     v = app_string(app->cfg, "cluster_id");
     app->cluster_id = strdup(v ? v : "");
@@ -912,7 +894,7 @@ int main(int argc, char **argv)
         app_fini(&app);
         return 2;
     }
-    if (setup_log_level(app.cfg) != 0 || (rc = setup_app(&app, cmd)) != 0) {
+    if (cpar_config_apply_log_level(app.cfg, cpcluster_app_sections) != 0 || (rc = setup_app(&app, cmd)) != 0) {
         app_fini(&app);
         return rc ? rc : 2;
     }

@@ -6,18 +6,13 @@
 
 #include <stddef.h>
 
-#define ALIAS(n, t, h) {n, CPAR_OPT_ALIAS, t, NULL, 0, h}
-#define FLAG(n, t, v, h) {n, CPAR_OPT_FLAG, t, v, 0, h}
-#define ACTION(n, a, h) {n, CPAR_OPT_ACTION, NULL, NULL, a, h}
+/* short names for the table below (config/config.h) */
+#define ALIAS CPAR_ALIAS
+#define FLAG CPAR_FLAG
+#define ACTION CPAR_ACTION
 
 const cpar_option_t cpcluster_options[] = {
-    ALIAS("profile", "BaseIPythonApplication.profile", "The IPython profile to use."),
-    ALIAS("profile-dir", "ProfileDir.location",
-          "The profile directory, instead of <ipython-dir>/profile_<profile>."),
-    ALIAS("ipython-dir", "BaseIPythonApplication.ipython_dir",
-          "The IPython directory (default: $IPYTHONDIR, else ~/.ipython)."),
-    ALIAS("log-level", "Application.log_level",
-          "Log level: 10, 20, 30, 40, 50 or DEBUG, INFO, WARN, ERROR, CRITICAL."),
+    CPAR_OPTS_IPYTHON_BASE,
     ALIAS("config", "BaseIPythonApplication.extra_config_file",
           "An extra config file (.py or .json) to load."),
     ALIAS("work-dir", "BaseParallelApplication.work_dir",
@@ -28,8 +23,7 @@ const cpar_option_t cpcluster_options[] = {
     ALIAS("log-url", "BaseParallelApplication.log_url", "Accepted; unused."),
     ALIAS("cluster-id", "BaseParallelApplication.cluster_id",
           "The cluster id (default ''), part of the cluster and connection file names."),
-    FLAG("debug", "Application.log_level", "10", "Log level DEBUG."),
-    FLAG("quiet", "Application.log_level", "50", "Log level CRITICAL."),
+    CPAR_OPTS_LOG_FLAGS,
     /* start / engines */
     ALIAS("n", "Cluster.n", "The number of engines to start (default: the number of CPUs)."),
     ALIAS("engines", "Cluster.engine_launcher_class",
@@ -56,7 +50,7 @@ const cpar_option_t cpcluster_options[] = {
     ACTION("h", CL_ACT_HELP, "Show this help and exit."),
     ACTION("version", CL_ACT_VERSION, "Print the version and exit."),
     ACTION("V", CL_ACT_VERSION, "Print the version and exit."),
-    {NULL, 0, NULL, NULL, 0, NULL},
+    CPAR_OPT_END,
 };
 
 const char *const cpcluster_app_sections[] = {

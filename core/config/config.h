@@ -172,6 +172,27 @@ typedef struct cpar_option {
     const char *help;  /* one line for --help */
 } cpar_option_t;
 
+/* Table entries; a table ends with CPAR_OPT_END. */
+#define CPAR_ALIAS(n, t, h) {n, CPAR_OPT_ALIAS, t, NULL, 0, h}
+#define CPAR_FLAG(n, t, v, h) {n, CPAR_OPT_FLAG, t, v, 0, h}
+#define CPAR_ACTION(n, a, h) {n, CPAR_OPT_ACTION, NULL, NULL, a, h}
+#define CPAR_OPT_END {NULL, 0, NULL, NULL, 0, NULL}
+
+/* IPython's base aliases every program has: profile, profile-dir, ipython-dir, log-level. */
+#define CPAR_OPTS_IPYTHON_BASE                                                                    \
+    CPAR_ALIAS("profile", "BaseIPythonApplication.profile", "The IPython profile to use."),        \
+    CPAR_ALIAS("profile-dir", "ProfileDir.location",                                              \
+               "The profile directory, instead of <ipython-dir>/profile_<profile>."),             \
+    CPAR_ALIAS("ipython-dir", "BaseIPythonApplication.ipython_dir",                               \
+               "The IPython directory (default: $IPYTHONDIR, else ~/.ipython)."),                 \
+    CPAR_ALIAS("log-level", "Application.log_level",                                              \
+               "Log level: 10, 20, 30, 40, 50 or DEBUG, INFO, WARN, ERROR, CRITICAL.")
+
+/* The base flags --debug and --quiet. */
+#define CPAR_OPTS_LOG_FLAGS                                                                       \
+    CPAR_FLAG("debug", "Application.log_level", "10", "Log level DEBUG."),                         \
+    CPAR_FLAG("quiet", "Application.log_level", "50", "Log level CRITICAL.")
+
 typedef struct cpar_cli_result {
     unsigned actions;     /* OR of the action bits that were given */
     int npositional;      /* arguments that are not options, in order (subcommands) */
@@ -207,6 +228,14 @@ void cpar_cli_help(const cpar_option_t *options, const char *usage, void *out);
  * reference, or NULL on allocation failure or when text is not valid UTF-8.
  */
 json_t *cpar_cli_value(const char *text);
+
+/*
+ * Set the log level (util/log.h) from the program's log_level setting: of `app_sections` (its
+ * application classes, most specific first, NULL-terminated) the one cpar_config_pick_section
+ * picks. Unset: the level stays. Returns 0, or CPAR_ECONFIG after logging an error naming the
+ * bad value and where it came from.
+ */
+int cpar_config_apply_log_level(const cpar_config_t *cfg, const char *const *app_sections);
 
 /* ---- profile directory ----------------------------------------------------------------- */
 

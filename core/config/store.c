@@ -448,3 +448,21 @@ int cpar_config_warn_unknown(const cpar_config_t *cfg, const char *const *sectio
     }
     return count;
 }
+
+int cpar_config_apply_log_level(const cpar_config_t *cfg, const char *const *app_sections)
+{
+    const char *section = cpar_config_pick_section(cfg, app_sections, "log_level");
+    const char *text = NULL;
+    int level;
+
+    if (!section)
+        return 0;
+    if (cpar_config_string(cfg, section, "log_level", &text) != 0 || !text ||
+        cpar_log_parse_level(text, &level) != 0) {
+        cpar_error("bad log level '%s' from %s: use 10-50 or DEBUG, INFO, WARN, ERROR, CRITICAL",
+                   text ? text : "?", cpar_config_origin(cfg, section, "log_level"));
+        return CPAR_ECONFIG;
+    }
+    cpar_log_set_level(level);
+    return 0;
+}

@@ -270,24 +270,6 @@ static void on_stop_signal(void *arg, int signo)
     cpar_loop_stop(ctl->loop);
 }
 
-static int setup_log_level(const cpar_config_t *cfg)
-{
-    const char *section = cpar_config_pick_section(cfg, cpar_controller_app_sections, "log_level");
-    const char *text = NULL;
-    int level;
-
-    if (!section)
-        return 0;
-    if (cpar_config_string(cfg, section, "log_level", &text) != 0 || !text ||
-        cpar_log_parse_level(text, &level) != 0) {
-        cpar_error("bad log level '%s' from %s: use 10-50 or DEBUG, INFO, WARN, ERROR, CRITICAL",
-                   text ? text : "?", cpar_config_origin(cfg, section, "log_level"));
-        return CPAR_ECONFIG;
-    }
-    cpar_log_set_level(level);
-    return 0;
-}
-
 static void ctl_free(ctl_t *ctl)
 {
     ctl_settings_t *s = &ctl->set;
@@ -433,7 +415,7 @@ int main(int argc, char **argv)
         cpar_config_free(ctl.cfg);
         return 0;
     }
-    if (setup_log_level(ctl.cfg) != 0) {
+    if (cpar_config_apply_log_level(ctl.cfg, cpar_controller_app_sections) != 0) {
         cpar_config_free(ctl.cfg);
         return 2;
     }
@@ -451,7 +433,7 @@ int main(int argc, char **argv)
         ctl_free(&ctl);
         return 2;
     }
-    if (setup_log_level(ctl.cfg) != 0) {
+    if (cpar_config_apply_log_level(ctl.cfg, cpar_controller_app_sections) != 0) {
         ctl_free(&ctl);
         return 2;
     }

@@ -6,19 +6,14 @@
 
 #include <stddef.h>
 
-#define ALIAS(n, t, h) {n, CPAR_OPT_ALIAS, t, NULL, 0, h}
-#define FLAG(n, t, v, h) {n, CPAR_OPT_FLAG, t, v, 0, h}
-#define ACTION(n, a, h) {n, CPAR_OPT_ACTION, NULL, NULL, a, h}
+/* short names for the table below (config/config.h) */
+#define ALIAS CPAR_ALIAS
+#define FLAG CPAR_FLAG
+#define ACTION CPAR_ACTION
 
 const cpar_option_t cpar_controller_options[] = {
     /* IPython's base aliases */
-    ALIAS("profile", "BaseIPythonApplication.profile", "The IPython profile to use."),
-    ALIAS("profile-dir", "ProfileDir.location",
-          "The profile directory, instead of <ipython-dir>/profile_<profile>."),
-    ALIAS("ipython-dir", "BaseIPythonApplication.ipython_dir",
-          "The IPython directory (default: $IPYTHONDIR, else ~/.ipython)."),
-    ALIAS("log-level", "Application.log_level",
-          "Log level: 10, 20, 30, 40, 50 or DEBUG, INFO, WARN, ERROR, CRITICAL."),
+    CPAR_OPTS_IPYTHON_BASE,
     ALIAS("config", "BaseIPythonApplication.extra_config_file",
           "An extra config file to load."),
     /* ipyparallel's base aliases and flags */
@@ -31,8 +26,7 @@ const cpar_option_t cpar_controller_options[] = {
           "The ZMQ URL of an iplogger to send logs to."),
     ALIAS("cluster-id", "BaseParallelApplication.cluster_id",
           "The cluster id, added to the connection file names (may be empty)."),
-    FLAG("debug", "Application.log_level", "10", "Log level DEBUG."),
-    FLAG("quiet", "Application.log_level", "50", "Log level CRITICAL."),
+    CPAR_OPTS_LOG_FLAGS,
     /* ipcontroller's aliases */
     ALIAS("ip", "IPController.ip", "The IP address to bind on (default 127.0.0.1)."),
     ALIAS("location", "IPController.location",
@@ -77,7 +71,7 @@ const cpar_option_t cpar_controller_options[] = {
     ACTION("V", CPAR_ACT_VERSION, "Print the version and exit."),
     ACTION("list-plugins", CPAR_ACT_LIST_PLUGINS,
            "List the plugins found, loaded and rejected, and why, then exit."),
-    {NULL, 0, NULL, NULL, 0, NULL},
+    CPAR_OPT_END,
 };
 
 const char *const cpar_controller_sections[] = {

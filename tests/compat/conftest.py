@@ -95,29 +95,14 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1  # no tests collected is a failure for us
 
 
-def _finish(cluster):
-    """Stop a cluster and check what a user sees: controller exits 0, files are gone."""
-    rc, files = cluster.stop()
-    report = cluster.report()
-    cluster.cleanup()
-    assert rc == 0, "controller exit status %r (expected 0 on SIGTERM)\n%s" % (rc, report)
-    assert not files, "connection files left after controller exit: %s\n%s" % (files, report)
-
-
 @pytest.fixture(scope="module")
 def cluster(request):
     """A controller with two engines, shared by the tests of one module."""
     n = getattr(request.module, "ENGINES", 2)
     c = tl.Cluster(name=request.module.__name__.rpartition(".")[2].replace("_", ""))
-    try:
-        c.start(n_engines=n)
-    except BaseException:
-        report = c.report()
-        c.stop()
-        c.cleanup()
-        pytest.fail("cluster did not start:\n%s" % report)
+    c.start_or_fail(n)
     yield c
-    _finish(c)
+    c.finish()
 
 
 @pytest.fixture(scope="class")
@@ -127,15 +112,9 @@ def class_cluster(request):
     cls = request.cls
     c = tl.Cluster(name=cls.__name__.lower()[:20],
                    controller_args=list(getattr(cls, "CONTROLLER_ARGS", ())))
-    try:
-        c.start(n_engines=getattr(cls, "ENGINES", 2))
-    except BaseException:
-        report = c.report()
-        c.stop()
-        c.cleanup()
-        pytest.fail("cluster did not start:\n%s" % report)
+    c.start_or_fail(getattr(cls, "ENGINES", 2))
     yield c
-    _finish(c)
+    c.finish()
 
 
 @pytest.fixture
@@ -172,7 +151,7 @@ def make_cluster(request):
             c.cleanup()
             continue
         try:
-            _finish(c)
+            c.finish()
         except AssertionError as e:
             errors.append(str(e))
     if errors:

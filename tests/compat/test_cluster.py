@@ -241,28 +241,26 @@ def test_foreground_progress_and_sigint(env):
     no_orphans(before)
 
 
-def test_unknown_launcher(env):
+def _start_fails(env, cid, option, *words):
+    """`cpcluster start` with `option` exits 1 with one error line that has all of `words`,
+    and leaves no cluster file and no process behind."""
     before = tl.snapshot_children()
-    p = run(env, "start", "-n", "1", "--daemonize", "--cluster-id", "bad1",
-            "--engines=nosuchlauncher")
+    p = run(env, "start", "-n", "1", "--daemonize", "--cluster-id", cid, option)
     assert p.returncode == 1
     lines = error_lines(p)
     assert len(lines) == 1, p.stderr
-    assert "nosuchlauncher" in lines[0] and "searched" in lines[0], lines[0]
-    assert not os.path.exists(cluster_file(env, "bad1"))
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not os.path.exists(cluster_file(env, cid))
     no_orphans(before)
+
+
+def test_unknown_launcher(env):
+    _start_fails(env, "bad1", "--engines=nosuchlauncher", "nosuchlauncher", "searched")
 
 
 def test_missing_controller_program(env):
-    before = tl.snapshot_children()
-    p = run(env, "start", "-n", "1", "--daemonize", "--cluster-id", "bad3",
-            "--Cluster.controller_cmd=['/nonexistent/cpcontroller']")
-    assert p.returncode == 1
-    lines = error_lines(p)
-    assert len(lines) == 1, p.stderr
-    assert "/nonexistent/cpcontroller" in lines[0], lines[0]
-    assert not os.path.exists(cluster_file(env, "bad3"))
-    no_orphans(before)
+    _start_fails(env, "bad3", "--Cluster.controller_cmd=['/nonexistent/cpcontroller']",
+                 "/nonexistent/cpcontroller")
 
 
 def test_corrupt_cluster_file(env):

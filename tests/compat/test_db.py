@@ -122,33 +122,14 @@ def _new_cluster(request, cls, name):
     return c
 
 
-def _start(cluster, n_engines):
-    try:
-        cluster.start(n_engines=n_engines)
-    except BaseException:
-        report = cluster.report()
-        cluster.stop()
-        cluster.cleanup()
-        pytest.fail("cluster did not start:\n%s" % report)
-
-
-def _finish(cluster):
-    """Stop a cluster and check what a user sees: controller exits 0, files are gone."""
-    rc, files = cluster.stop()
-    report = cluster.report()
-    cluster.cleanup()
-    assert rc == 0, "controller exit status %r (expected 0 on SIGTERM)\n%s" % (rc, report)
-    assert not files, "connection files left after controller exit: %s\n%s" % (files, report)
-
-
 @pytest.fixture(scope="class")
 def db_cluster(request):
     """A controller with the test class's backend and two engines, shared by the class."""
     cls = request.cls
     c = _new_cluster(request, cls, cls.__name__.lower()[:20])
-    _start(c, cls.ENGINES)
+    c.start_or_fail(cls.ENGINES)
     yield c
-    _finish(c)
+    c.finish()
 
 
 @pytest.fixture(scope="module")
@@ -606,14 +587,14 @@ class _PersistentSuite(_DBSuite):
             pytest.skip("ipyparallel 7.1's SQLiteDB does not recognise its own table after a "
                         "restart and starts a new one")
         c = _new_cluster(request, type(self), "restart" + self.BACKEND)
-        _start(c, 2)
+        c.start_or_fail(2)
         try:
             self._restart_keeps_records(c)
         except BaseException:
             c.stop()
             c.cleanup()
             raise
-        _finish(c)
+        c.finish()
 
     def _restart_keeps_records(self, c):
         rc = c.client()

@@ -22,62 +22,15 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
-import uuid
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TESTBEDS = os.path.join(os.path.dirname(HERE), "support", "testbeds")
+from cpcluster_helpers import Bed, CpCluster, cpcluster
+
 SSHD_DIR = os.environ.get("CPAR_SSHD_DIR", "/var/lib/cparallel-sshd")
 SSHD_PORT = int(os.environ.get("CPAR_SSHD_PORT", "2222"))
 PYTHON = "/usr/bin/python3"
-
-
-def _cpcluster():
-    path = os.environ.get("CPAR_CPCLUSTER", "")
-    if not path or not os.access(path, os.X_OK):
-        pytest.fail("CPAR_CPCLUSTER does not name an executable cpcluster (got %r)" % path)
-    return path
-
-
-class Bed:
-    """One test bed: started on first use; stopped at the end of the module if it has a stop."""
-
-    def __init__(self, name, stop=True):
-        self.name = name
-        self.has_stop = stop
-        self.state = None
-        self.started = False
-
-    def up(self):
-        if self.state is None:
-            self.state = self._start()
-        if self.state is not True:
-            pytest.fail("%s test bed cannot start: %s" % (self.name, self.state))
-
-    def _start(self):
-        if os.geteuid() != 0:
-            return "needs root (it installs packages and starts sshd as root)"
-        script = os.path.join(TESTBEDS, self.name + ".sh")
-        if self.name == "ssh" and _sshd_running():
-            self.has_stop = False  # someone else's sshd: leave it running
-        try:
-            p = subprocess.run(["bash", script], env=dict(os.environ, MPI_NP="2"),
-                               capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            return "%s did not finish within 300 s" % script
-        self.started = True
-        if p.returncode != 0:
-            return "%s exited %d:\n%s%s" % (script, p.returncode, p.stdout[-2000:],
-                                            p.stderr[-2000:])
-        return True
-
-    def stop(self):
-        if self.started and self.has_stop:
-            subprocess.run(["bash", os.path.join(TESTBEDS, self.name + "-stop.sh")],
-                           capture_output=True, timeout=120)
 
 
 def _sshd_running():
@@ -91,7 +44,9 @@ def _sshd_running():
 
 @pytest.fixture(scope="module")
 def beds():
-    b = {"mpi": Bed("mpi", stop=False), "ssh": Bed("ssh")}
+    why = "it installs packages and starts sshd as root"
+    b = {"mpi": Bed("mpi", stop=False, env={"MPI_NP": "2"}, why_root=why),
+         "ssh": Bed("ssh", env={"MPI_NP": "2"}, why_root=why, running=_sshd_running)}
     yield b
     for bed in b.values():
         bed.stop()
@@ -103,60 +58,15 @@ def _ssh_opts():
             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
 
 
-class CpCluster:
+class MpiSshCluster(CpCluster):
     """A cluster in a fresh profile directory, run from a scratch work directory."""
 
     def __init__(self, name):
-        self.tmp = tempfile.mkdtemp(prefix="cpar-mpissh-")
-        self.profile_dir = os.path.join(self.tmp, "profile")
+        super().__init__(name, "cpar-mpissh-", profile="profile",
+                         # Open MPI as root with more ranks than cores (batch-testbeds.md §7)
+                         OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                         OMPI_MCA_rmaps_base_oversubscribe="1")
         self.remote_profile_dir = os.path.join(self.tmp, "remote-profile")
-        os.makedirs(os.path.join(self.profile_dir, "security"))
-        os.makedirs(os.path.join(self.profile_dir, "log"))
-        self.cluster_id = "%s-%s" % (name, uuid.uuid4().hex[:6])
-        self.env = dict(os.environ, PYTHONUNBUFFERED="1",
-                        IPYTHONDIR=os.path.join(self.tmp, "ipython"),
-                        # Open MPI as root with more ranks than cores (batch-testbeds.md §7)
-                        OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-                        OMPI_MCA_rmaps_base_oversubscribe="1")
-        for k in list(self.env):
-            if k.startswith("IPP_"):
-                self.env.pop(k)
-
-    def run(self, *args, timeout=120, check=True):
-        argv = [_cpcluster()] + list(args) + ["--profile-dir=" + self.profile_dir,
-                                             "--cluster-id=" + self.cluster_id]
-        p = subprocess.run(argv, cwd=self.tmp, env=self.env, capture_output=True, text=True,
-                           timeout=timeout)
-        if check and p.returncode != 0:
-            pytest.fail("%s exited %d\nstdout:\n%s\nstderr:\n%s\n%s" % (
-                " ".join(argv), p.returncode, p.stdout, p.stderr, self.report()))
-        return p
-
-    def cluster_file(self):
-        path = os.path.join(self.profile_dir, "security", "cluster-%s.json" % self.cluster_id)
-        try:
-            with open(path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
-
-    def client(self, n, timeout=90):
-        import ipyparallel as ipp
-
-        deadline = time.time() + timeout
-        cf = os.path.join(self.profile_dir, "security",
-                          "ipcontroller-%s-client.json" % self.cluster_id)
-        while not os.path.exists(cf):
-            if time.time() > deadline:
-                pytest.fail("no connection file %s after %d s\n%s" % (cf, timeout, self.report()))
-            time.sleep(0.2)
-        rc = ipp.Client(cf, timeout=max(5, deadline - time.time()))
-        try:
-            rc.wait_for_engines(n, timeout=max(5, deadline - time.time()))
-        except Exception as e:
-            rc.close()
-            pytest.fail("%d engines did not register: %s\n%s" % (n, e, self.report()))
-        return rc
 
     def processes(self):
         """Processes whose command line names this cluster's directory."""
@@ -193,7 +103,7 @@ class CpCluster:
 
 @pytest.fixture
 def cluster(request):
-    c = CpCluster(request.node.name.replace("test_", "")[:12])
+    c = MpiSshCluster(request.node.name.replace("test_", "")[:12])
     yield c
     c.cleanup()
 
@@ -302,7 +212,7 @@ def test_sshproxy(beds, cluster):
           "--SSHLauncher.remote_python=%s" % PYTHON,
           "--SSHLauncher.remote_profile_dir=%s" % c.remote_profile_dir,
           # cpcluster is on the remote host too (the same machine here)
-          "--SSHProxyEngineSetLauncher.ipcluster_cmd=%r" % [_cpcluster()])
+          "--SSHProxyEngineSetLauncher.ipcluster_cmd=%r" % [cpcluster()])
     (eset,) = c.cluster_file()["engines"]["sets"].values()
     assert eset["pid"] > 0 and eset["n"] == 2
     rc = c.client(2)

@@ -15,64 +15,24 @@ process of the cluster is left.
 
 cpcluster comes from CPAR_CPCLUSTER (set by CTest).
 """
-import json
 import os
 import shutil
-import subprocess
-import tempfile
-import time
-import uuid
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SHIMS = os.path.join(os.path.dirname(HERE), "support", "shims")
+from cpcluster_helpers import SHIMS, CpCluster, wait_until
 
 
-def _cpcluster():
-    path = os.environ.get("CPAR_CPCLUSTER", "")
-    if not path or not os.access(path, os.X_OK):
-        pytest.fail("CPAR_CPCLUSTER does not name an executable cpcluster (got %r)" % path)
-    return path
-
-
-class ShimCluster:
+class ShimCluster(CpCluster):
     """A cpcluster-managed cluster whose batch commands are the shims of one system."""
 
     def __init__(self, system, controller=None):
+        super().__init__(system, "cpar-shim-%s-" % system)
         self.system = system
-        self.tmp = tempfile.mkdtemp(prefix="cpar-shim-%s-" % system)
-        self.ipython_dir = os.path.join(self.tmp, "ipython")
-        self.profile_dir = os.path.join(self.ipython_dir, "profile_default")
-        os.makedirs(os.path.join(self.profile_dir, "security"))
-        os.makedirs(os.path.join(self.profile_dir, "log"))
         self.state_dir = os.path.join(self.tmp, "shim-state")
-        self.cluster_id = "%s-%s" % (system, uuid.uuid4().hex[:6])
-        self.env = dict(os.environ, IPYTHONDIR=self.ipython_dir, PYTHONUNBUFFERED="1",
-                        CPAR_SHIM_STATE_DIR=self.state_dir,
+        self.env.update(CPAR_SHIM_STATE_DIR=self.state_dir,
                         PATH=os.pathsep.join([os.path.join(SHIMS, s) for s in {system, controller}
                                               if s] + [os.environ["PATH"]]))
-        for k in list(self.env):
-            if k.startswith("IPP_"):
-                self.env.pop(k)
-
-    def run(self, *args, timeout=120, check=True):
-        argv = [_cpcluster()] + list(args) + ["--profile-dir=" + self.profile_dir,
-                                             "--cluster-id=" + self.cluster_id]
-        p = subprocess.run(argv, cwd=self.tmp, env=self.env, capture_output=True, text=True,
-                           timeout=timeout)
-        if check and p.returncode != 0:
-            pytest.fail("%s exited %d\nstdout:\n%s\nstderr:\n%s\n%s" % (
-                " ".join(argv), p.returncode, p.stdout, p.stderr, self.report()))
-        return p
-
-    def cluster_file(self):
-        path = os.path.join(self.profile_dir, "security", "cluster-%s.json" % self.cluster_id)
-        try:
-            with open(path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
 
     def shim_jobs(self):
         try:
@@ -81,7 +41,7 @@ class ShimCluster:
             return []
 
     def report(self):
-        parts = ["cluster file: %s" % json.dumps(self.cluster_file(), indent=1)]
+        parts = [super().report()]
         for root, _dirs, files in os.walk(self.tmp):
             for name in sorted(files):
                 if name.endswith((".log", ".out")):
@@ -93,38 +53,9 @@ class ShimCluster:
                         pass
         return "\n".join(parts)
 
-    def client(self, n, timeout=90):
-        import ipyparallel as ipp
-
-        deadline = time.time() + timeout
-        cf = os.path.join(self.profile_dir, "security",
-                          "ipcontroller-%s-client.json" % self.cluster_id)
-        while not os.path.exists(cf):
-            if time.time() > deadline:
-                pytest.fail("no connection file %s after %d s\n%s" % (cf, timeout, self.report()))
-            time.sleep(0.2)
-        rc = ipp.Client(cf, timeout=max(5, deadline - time.time()))
-        try:
-            rc.wait_for_engines(n, timeout=max(5, deadline - time.time()))
-        except Exception as e:
-            rc.close()
-            pytest.fail("engines did not register: %s\n%s" % (e, self.report()))
-        return rc
-
     def our_processes(self):
-        """Processes whose command line names this cluster (engines, controller, cpcluster)."""
-        found = {}
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if (self.cluster_id in cmd or self.tmp in cmd) and int(pid) != os.getpid():
-                found[int(pid)] = cmd
-        return found
+        """Processes whose command line names this cluster or its directory."""
+        return super().our_processes((self.cluster_id, self.tmp))
 
     def kill_leftovers(self):
         for pid in self.our_processes():
@@ -132,15 +63,6 @@ class ShimCluster:
                 os.kill(pid, 9)
             except OSError:
                 pass
-
-
-def wait_until(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.3)
-    pytest.fail("timed out after %d s waiting for %s" % (timeout, what() if callable(what) else what))
 
 
 # engine launcher, controller launcher, the variable that numbers the engine tasks, the file the

@@ -439,6 +439,18 @@ class Cluster:
             rc.wait_for_engines(n_engines, timeout=timeout)
         return self
 
+    def start_or_fail(self, n_engines=2):
+        """start(), for a fixture: when it fails, tear down and fail the test with the report."""
+        try:
+            return self.start(n_engines=n_engines)
+        except BaseException:
+            report = self.report()
+            self.stop()
+            self.cleanup()
+            import pytest
+
+            pytest.fail("cluster did not start:\n%s" % report)
+
     def start_engines(self, n):
         new = []
         for _ in range(n):
@@ -490,6 +502,14 @@ class Cluster:
         if self in ACTIVE_CLUSTERS:
             ACTIVE_CLUSTERS.remove(self)
         return rc, self.leftover_files()
+
+    def finish(self):
+        """Stop, clean up and check what a user sees: controller exits 0, files are gone."""
+        rc, files = self.stop()
+        report = self.report()
+        self.cleanup()
+        assert rc == 0, "controller exit status %r (expected 0 on SIGTERM)\n%s" % (rc, report)
+        assert not files, "connection files left after controller exit: %s\n%s" % (files, report)
 
     def leftover_files(self):
         return [p for p in (self.controller.client_file, self.controller.engine_file)

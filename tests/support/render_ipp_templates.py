@@ -54,32 +54,42 @@ def render(cls_name, queue):
             return f.read()
 
 
-def main():
+def arg_parser(doc):
+    """--out DIR (default: tests/golden/launchers) and --check, for the golden files' scripts."""
     here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--out", default=os.path.normpath(os.path.join(here, "..", "golden", "launchers")))
     ap.add_argument("--check", action="store_true")
+    return ap
+
+
+def write_or_check(path, text, check):
+    """Write text to path (and print path), or with check compare them: 1 if they differ."""
+    if not check:
+        with open(path, "w", newline="") as f:
+            f.write(text)
+        print(path)
+        return 0
+    try:
+        with open(path, newline="") as f:
+            if f.read() == text:
+                return 0
+    except FileNotFoundError:
+        pass
+    print(f"differs: {path}")
+    return 1
+
+
+def main():
+    ap = arg_parser(__doc__)
     ap.add_argument("classes", nargs="+")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     bad = 0
     for cls_name in args.classes:
         for suffix, queue in (("", False), ("-queue", True)):
-            text = render(cls_name, queue)
             path = os.path.join(args.out, f"{cls_name}{suffix}.txt")
-            if args.check:
-                try:
-                    with open(path, newline="") as f:
-                        same = f.read() == text
-                except FileNotFoundError:
-                    same = False
-                if not same:
-                    print(f"differs: {path}")
-                    bad = 1
-            else:
-                with open(path, "w", newline="") as f:
-                    f.write(text)
-                print(path)
+            bad |= write_or_check(path, render(cls_name, queue), args.check)
     return bad
 
 

@@ -10,7 +10,6 @@ the text UUID, which the C test also does to the plugin's files before comparing
 USERDOMAIN are removed from the environment first, so the job has no UserName or Owner.
 --check compares instead of writing and exits 1 on any difference.
 """
-import argparse
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ import tempfile
 os.environ.pop("USERNAME", None)
 os.environ.pop("USERDOMAIN", None)
 from ipyparallel.cluster import launcher as L  # noqa: E402 (after the environment is set)
+from render_ipp_templates import arg_parser, write_or_check  # noqa: E402
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -32,28 +32,11 @@ def render(cls, n):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join(here, "..", "golden", "launchers"))
-    ap.add_argument("--check", action="store_true")
-    args = ap.parse_args()
+    args = arg_parser(__doc__).parse_args()
     bad = 0
     for cls, n in ((L.WindowsHPCControllerLauncher, 1), (L.WindowsHPCEngineSetLauncher, 4)):
-        text = render(cls, n)
-        path = os.path.join(args.out, cls.__name__ + ".xml")
-        if args.check:
-            try:
-                with open(path, newline="") as f:
-                    same = f.read() == text
-            except FileNotFoundError:
-                same = False
-            if not same:
-                print(f"differs: {path}")
-                bad = 1
-        else:
-            with open(path, "w", newline="") as f:
-                f.write(text)
-            print(path)
+        bad |= write_or_check(os.path.join(args.out, cls.__name__ + ".xml"), render(cls, n),
+                              args.check)
     return bad
 
 

@@ -4,35 +4,19 @@
 # while its pid file still names the pid recorded then. A bed somebody else started is left
 # running.
 set -u
-STATE=${CPAR_TESTBED_STATE:-/run/cpar-testbeds}
-list=$STATE/slurm.${CPAR_TESTBED_OWNER:-default}.started
-[ -f "$list" ] || { echo "slurm: nothing started by slurm.sh"; exit 0; }
-
-# Alive and not a zombie: a daemon whose parent is a subreaper (a test runner) stays a zombie
-# until that parent reaps it.
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
-}
-stop_pid() {
-    local pid=$1 name=$2
-    alive "$pid" || return 0
-    kill -TERM "$pid"
-    for i in $(seq 50); do alive "$pid" || break; sleep 0.2; done
-    alive "$pid" && kill -KILL "$pid"
-    echo "stopped $name ($pid)"
-}
-ours() { grep -q "^$1 " "$list"; }
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/stop-lib.sh"
+testbed_list slurm
 
 # The jobs die with the daemons; slurmctld's saved state is ours to forget only when we started it.
 if ours /run/slurm/slurmctld.pid; then
     timeout 10 scancel --user="$(id -un)" >/dev/null 2>&1 || true
 fi
 for f in /run/slurm/slurmd.pid /run/slurm/slurmctld.pid /run/munge/munged.pid; do
-    rec=$(grep "^$f " "$list" | tail -1 | cut -d' ' -f2)
+    rec=$(recorded "$f")
     [ -n "$rec" ] || continue
     if [ -f "$f" ] && [ "$(cat "$f")" = "$rec" ]; then
-        stop_pid "$rec" "$(basename "$f" .pid)"
+        stop_pid "$rec" "$(basename "$f" .pid)" 50
         [ "$f" = /run/munge/munged.pid ] || rm -f "$f"
     fi
 done

@@ -32,7 +32,7 @@ typedef enum ctl_chan {
     CHAN_BC_ENGINE,    /* broadcast ROUTER, engine side (all leaf ports) */
     CHAN_IOPUB_ENGINE, /* iopub SUB, engine side */
     CHAN_IOPUB_CLIENT, /* iopub PUB, client side (send only) */
-    CHAN_NOTIFY,       /* notification PUB (send only) */
+    CHAN_NOTIFY,       /* notification XPUB: publishes; reads only new subscriptions */
     CHAN_HB_PING,      /* heartbeat PUB (send only) */
     CHAN_HB_PONG,      /* heartbeat ROUTER */
     CHAN_COUNT
@@ -58,6 +58,7 @@ typedef struct ctl_engine {
     size_t uuidlen;
     int registered;          /* 0: waiting for the first pong */
     int64_t reg_started_ms;  /* monotonic, when the registration reply was sent */
+    int64_t registered_ms;   /* monotonic, when its registration was announced */
     int beat;                /* answered the current ping */
     int misses;              /* consecutive missed pings */
     cpar_map_t queue;        /* pending direct msg_ids -> ctl_pending_t (owned by ctl->pending) */
@@ -190,6 +191,7 @@ ctl_engine_t *ctl_engine_new(ctl_t *ctl, int id, const char *uuid, size_t len);
 void ctl_engines_free(ctl_t *ctl);
 void ctl_handle_registration(ctl_t *ctl, cpar_msg_t *m);
 void ctl_handle_unregistration(ctl_t *ctl, cpar_msg_t *m);
+void ctl_on_notify_subscribe(void *arg);
 void ctl_finish_registration(ctl_t *ctl, ctl_engine_t *e, int notify);
 void ctl_unregister_engine(ctl_t *ctl, ctl_engine_t *e, const char *why);
 int ctl_heartbeat_start(ctl_t *ctl);

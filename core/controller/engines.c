@@ -1,7 +1,8 @@
 /*
  * engines.c - the engine table: registration (id assignment, reply, pending until the first
  * heartbeat), finishing registration, and unregistration from any trigger (request, nanny,
- * heart failure, iopub shutdown_reply), each announced once.
+ * heart failure, iopub shutdown_reply), each announced once (and a recent registration again to
+ * a subscriber that has just arrived).
  */
 #include "controller.h"
 
@@ -150,6 +151,7 @@ void ctl_finish_registration(ctl_t *ctl, ctl_engine_t *e, int notify)
     json_t *content;
 
     e->registered = 1;
+    e->registered_ms = cpar_loop_now_ms(ctl->loop);
     e->misses = 0;
     e->beat = 1;
     if (notify) {
@@ -160,6 +162,46 @@ void ctl_finish_registration(ctl_t *ctl, ctl_engine_t *e, int notify)
     cpar_info("registration::finished registering engine %d (%s)", e->id, e->uuid);
     ctl_tasks_engine_added(ctl, e);
     ctl_save_engine_state(ctl);
+}
+
+/* How far back a new subscriber is told of registrations it may have missed. */
+#define NOTIFY_REPLAY_MS 10000
+
+/*
+ * A client asks for the engine list (connection_request) and only then subscribes to the
+ * notifications, so an engine whose registration completes in between is announced to nobody
+ * that client hears, and its wait_for_engines() never counts it. Each new subscription is told
+ * again of the engines still registered that were announced in the last NOTIFY_REPLAY_MS; a
+ * client that already knows one ignores the repeat.
+ */
+void ctl_on_notify_subscribe(void *arg)
+{
+    ctl_t *ctl = arg;
+    int64_t since = cpar_loop_now_ms(ctl->loop) - NOTIFY_REPLAY_MS;
+
+    for (;;) {
+        unsigned char first = 0;
+        int n = zmq_recv(ctl->sock[CHAN_NOTIFY], &first, 1, ZMQ_DONTWAIT);
+        ctl_engine_t **v;
+        size_t ne;
+
+        if (n < 0)
+            return;
+        if (n == 0 || first != 1) /* an unsubscription */
+            continue;
+        if (!(v = ctl_engines_sorted(ctl, &ne)))
+            continue;
+        for (size_t i = 0; i < ne; i++) {
+            json_t *content;
+
+            if (!v[i]->registered || v[i]->registered_ms < since)
+                continue;
+            content = json_pack("{s:i, s:s}", "id", v[i]->id, "uuid", v[i]->uuid);
+            ctl_notify(ctl, "registration_notification", content, NULL);
+            json_decref(content);
+        }
+        free(v);
+    }
 }
 
 void ctl_unregister_engine(ctl_t *ctl, ctl_engine_t *e, const char *why)

@@ -350,6 +350,7 @@ static int run(ctl_t *ctl, int list_plugins)
         ctl_restore_engines(ctl);
     if (cpar_loop_add_socket(ctl->loop, ctl->sock[CHAN_QUERY], ctl_on_query, ctl) ||
         cpar_loop_add_socket(ctl->loop, ctl->sock[CHAN_HB_PONG], ctl_on_pong, ctl) ||
+        cpar_loop_add_socket(ctl->loop, ctl->sock[CHAN_NOTIFY], ctl_on_notify_subscribe, ctl) ||
         cpar_loop_add_socket(ctl->loop, ctl->sock[CHAN_MUX_CLIENT], ctl_on_mux_client, ctl) ||
         cpar_loop_add_socket(ctl->loop, ctl->sock[CHAN_MUX_ENGINE], ctl_on_mux_engine, ctl) ||
         cpar_loop_add_socket(ctl->loop, ctl->sock[CHAN_CTL_CLIENT], ctl_on_ctl_client, ctl) ||

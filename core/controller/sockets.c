@@ -29,7 +29,7 @@ static const struct {
     [CHAN_BC_ENGINE] = {"broadcast", ZMQ_ROUTER, "sub_scheduler_00", 1},
     [CHAN_IOPUB_ENGINE] = {"iopub", ZMQ_SUB, NULL, 1},
     [CHAN_IOPUB_CLIENT] = {"iopub", ZMQ_PUB, NULL, 0},
-    [CHAN_NOTIFY] = {"notification", ZMQ_PUB, NULL, 0},
+    [CHAN_NOTIFY] = {"notification", ZMQ_XPUB, NULL, 0},
     [CHAN_HB_PING] = {"hb_ping", ZMQ_PUB, NULL, 1},
     [CHAN_HB_PONG] = {"hb_pong", ZMQ_ROUTER, NULL, 1},
 };
@@ -170,6 +170,8 @@ static int make_socket(ctl_t *ctl, ctl_chan_t chan)
         zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
     if (chan == CHAN_QUERY)
         set_int(s, ZMQ_ROUTER_HANDOVER, 1);
+    if (chan_info[chan].type == ZMQ_XPUB)
+        set_int(s, ZMQ_XPUB_VERBOSE, 1); /* every subscriber's arrival, not only the first */
     return 0;
 }
 

@@ -10,6 +10,8 @@ import subprocess
 import time
 
 import pytest
+import zmq
+from jupyter_client.session import Session
 
 import cparallel_testlib as tl
 import ipyparallel as ipp
@@ -132,14 +134,48 @@ def test_engine_joins_later(make_cluster):
     rc.wait_for_engines(2, timeout=20)
     new = sorted(set(rc.ids) - set(first))
     assert len(new) == 1 and new[0] > max(first)
-    # the client learnt it from a registration notification carrying the new id and uuid
-    regs = [ev for ev in events if ev["event"] == "register"]
+    # the client learnt it from a registration notification carrying the new id and uuid (the
+    # first engine's may come again: cpcontroller repeats recent ones to each new subscriber)
+    regs = [ev for ev in events if ev["event"] == "register" and ev["id"] not in first]
     assert [ev["id"] for ev in regs] == new
     assert regs[0]["uuid"] == rc._engines[new[0]]
     assert rc[new[0]].apply_sync(lambda: "new engine works") == "new engine works"
     assert rc[:].apply_sync(lambda: 3) == [3, 3]
     rc2 = c.client()
     assert rc2.ids == rc.ids
+
+
+@pytest.mark.cpcontroller_only(
+    "ipyparallel 7.1's hub announces a registration once, so a subscriber that arrives later "
+    "never hears of it")
+def test_late_subscriber_hears_recent_registration(make_cluster):
+    """A client asks for the engine list and only then subscribes to the notifications; an
+    engine that finishes registering in between must still reach it (else wait_for_engines
+    times out). A subscriber arriving after a registration is told of it again."""
+    c = make_cluster(n_engines=1)
+    rc = c.client()
+    rc.wait_for_engines(1, timeout=15)
+    (eid,) = rc.ids
+    info = c.controller.connection_info()
+    events = []
+    rc._registration_callbacks.append(events.append)
+    sub = rc._context.socket(zmq.SUB)
+    try:
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect("%s:%d" % (info["interface"], info["notification"]))
+        assert sub.poll(10000), "no notification reached the late subscriber"
+        # its own session: rc's would then refuse the same message as a replay
+        session = Session(key=rc.session.key, signature_scheme=info["signature_scheme"])
+        idents, frames = session.feed_identities(sub.recv_multipart(), copy=True)
+        msg = session.deserialize(frames)  # checks the signature
+    finally:
+        sub.close(linger=0)
+    assert msg["header"]["msg_type"] == "registration_notification"
+    assert msg["content"] == {"id": eid, "uuid": rc._engines[eid]}
+    # the client that already knew the engine keeps the same list
+    tl.wait_for(lambda: events, 10, what="the repeat at the first client")
+    assert rc.ids == [eid]
+    assert rc[eid].apply_sync(lambda: 7) == 7
 
 
 def test_ids_are_sequential(make_cluster):

@@ -31,7 +31,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KINDS = ("python", "cparallel")
-LABEL = {"python": "Python", "cparallel": "cparallel"}
+# The ZeroMQ floor (cpar_zmqfloor): a frame relay with no controller logic, run in the matrix
+# beside the two controllers unless --no-floor.
+FLOOR = "floor"
+LABEL = {"python": "Python", "cparallel": "cparallel", FLOOR: "ZMQ floor"}
 
 
 # ---- /proc: CPU and memory of a process tree --------------------------------------------------
@@ -171,6 +174,11 @@ class Controller:
         self.env.pop("IPP_PROFILE_DIR", None)
         self.env.pop("IPP_CLUSTER_ID", None)
         self.env.pop("IPP_SESSION_KEY", None)
+        if kind == FLOOR:
+            self.argv = [str(args.floor_bin), "--profile-dir", str(self.profile)]
+            self.proc = None
+            self.log = None
+            return
         if kind == "python":
             argv = [args.python, "-m", "ipyparallel.controller"]
         else:
@@ -359,6 +367,8 @@ def matrix(args, workdir, note):
         # Alternate which controller goes first, so that slow drifts in the machine's background
         # load hit both alike.
         order = args.kinds if i % 2 == 0 else tuple(reversed(args.kinds))
+        if args.floor:
+            order += (FLOOR,)
         for kind in order:
             tag = f"m{i}"
             ctl = Controller(kind, args, workdir, tag)
@@ -378,6 +388,8 @@ def databases(args, workdir, note):
     results = []
     for i, db in enumerate(args.dbs):
         order = args.kinds if i % 2 == 0 else tuple(reversed(args.kinds))
+        if args.floor:
+            order += (FLOOR,)
         for kind in order:
             ctl = Controller(kind, args, workdir, f"db{i}", db=db)
             note(f"databases: {LABEL[kind]:9s} --{db:8s} E={args.db_engines} lb W={args.window} ...")
@@ -670,20 +682,21 @@ def matrix_tables(results):
 
     head1 = ("| E | mode | W | Python tasks/s | cparallel tasks/s | ratio c/Py | "
              "Python sustained/s | cparallel sustained/s | ratio c/Py | Python p50 / p99 ms | "
-             "cparallel p50 / p99 ms | other load (cores) |")
+             "cparallel p50 / p99 ms | ZMQ floor tasks/s | other load (cores) |")
     t1 = [head1, _sep(head1)]
     head2 = ("| E | mode | W | Python CPU s/10k | cparallel CPU s/10k | ratio Py/c | "
-             "Python peak RSS MB | cparallel peak RSS MB | Python PSS MB | cparallel PSS MB | "
-             "Python backlog s | loadgen CPU s/10k (Py run / c run) |")
+             "ZMQ floor CPU s/10k | Python peak RSS MB | cparallel peak RSS MB | Python PSS MB | "
+             "cparallel PSS MB | Python backlog s | loadgen CPU s/10k (Py run / c run) |")
     t2 = [head2, _sep(head2)]
     for (e, mode, w), by in rows.items():
-        a, b = by.get(py), by.get(c)
+        a, b, f = by.get(py), by.get(c), by.get(FLOOR)
         bg = [x for x in (any_(a, "other_cpu_cores"), any_(b, "other_cpu_cores")) if x is not None]
         t1.append(f"| {e} | {mode} | {w} | {tps(a)} | {tps(b)} "
                   f"| {ratio(num(b, 'tasks_per_s'), num(a, 'tasks_per_s'))} "
                   f"| {tps(a, 'sustained_per_s')} | {tps(b, 'sustained_per_s')} "
                   f"| {ratio(num(b, 'sustained_per_s'), num(a, 'sustained_per_s'))} "
-                  f"| {lat(a)} | {lat(b)} | {fmt(max(bg), 2) if bg else '–'} |")
+                  f"| {lat(a)} | {lat(b)} | {tps(f) if f else '–'} "
+                  f"| {fmt(max(bg), 2) if bg else '–'} |")
         ca, cb = cpu10k(a), cpu10k(b)
 
         def lg10k(r):
@@ -692,6 +705,7 @@ def matrix_tables(results):
             return fmt(r["loadgen_cpu_s"] / r["sent"] * 1e4, 2)
 
         t2.append(f"| {e} | {mode} | {w} | {fmt(ca, 2)} | {fmt(cb, 2)} | {ratio(ca, cb, 1)} "
+                  f"| {fmt(cpu10k(f), 2)} "
                   f"| {fmt(mb(any_(a, 'controller_hwm_kb')), 1)} "
                   f"| {fmt(mb(any_(b, 'controller_hwm_kb')), 1)} "
                   f"| {fmt(mb(any_(a, 'controller_pss_kb')), 1)} "
@@ -815,8 +829,11 @@ def report(args, meta, res):
         out += ["tasks/s: successful replies per second while W requests were kept in flight "
                 "(a run whose replies were errors shows n/a). sustained/s: requests divided by "
                 "the time from the first request until the controller went idle again, which "
-                "includes the Python hub's backlog. p50/p99: send-to-reply round trip. Other "
-                "load: cores used by other processes on the machine meanwhile.", ""]
+                "includes the Python hub's backlog. p50/p99: send-to-reply round trip. ZMQ "
+                "floor: the same load through cpar_zmqfloor, which only relays frames (no "
+                "signature check, scheduling, records or hwm), so what ZeroMQ and the "
+                "generator allow on this machine. Other load: cores used by other processes on "
+                "the machine meanwhile.", ""]
         out += ["### Controller CPU and memory", ""] + t2 + [""]
         out += ["CPU s/10k: controller CPU seconds (whole process tree) per 10,000 requests, "
                 "from the first request until the controller went idle. Peak RSS: VmHWM summed "
@@ -871,6 +888,8 @@ def parse_args(argv):
     p.add_argument("--python", default=sys.executable,
                    help="Python with ipyparallel, for the Python controller, engines and client")
     p.add_argument("--only", choices=KINDS, help="run one controller only")
+    p.add_argument("--no-floor", dest="floor", action="store_false",
+                   help="leave the ZeroMQ floor (cpar_zmqfloor) out of the matrix")
     p.add_argument("--engines", default="1,4,16,64", help="engine counts of the matrix")
     p.add_argument("--modes", default="lb,direct", help="modes of the matrix")
     p.add_argument("--window", type=int, default=64, help="requests in flight (matrix)")
@@ -890,6 +909,7 @@ def parse_args(argv):
     a = p.parse_args(argv)
     a.cpcontroller = a.cpcontroller or a.build / "bin" / "cpcontroller"
     a.loadgen = a.loadgen or a.build / "bin" / "cpar_loadgen"
+    a.floor_bin = a.loadgen.parent / "cpar_zmqfloor"
     a.engines = [int(x) for x in a.engines.split(",") if x]
     a.modes = [x for x in a.modes.split(",") if x]
     if a.quick:
@@ -923,6 +943,8 @@ def main(argv):
     need = [args.loadgen] if (args.matrix or args.registration or args.databases) else []
     if "cparallel" in args.kinds:
         need.append(args.cpcontroller)
+    if args.matrix and args.floor:
+        need.append(args.floor_bin)
     for path in need:
         if not os.access(path, os.X_OK):
             sys.exit(f"run.py: {path} is not there; build it first (see bench/README.md)")

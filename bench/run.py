@@ -388,8 +388,6 @@ def databases(args, workdir, note):
     results = []
     for i, db in enumerate(args.dbs):
         order = args.kinds if i % 2 == 0 else tuple(reversed(args.kinds))
-        if args.floor:
-            order += (FLOOR,)
         for kind in order:
             ctl = Controller(kind, args, workdir, f"db{i}", db=db)
             note(f"databases: {LABEL[kind]:9s} --{db:8s} E={args.db_engines} lb W={args.window} ...")

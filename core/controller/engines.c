@@ -170,38 +170,38 @@ void ctl_finish_registration(ctl_t *ctl, ctl_engine_t *e, int notify)
 /*
  * A client asks for the engine list (connection_request) and only then subscribes to the
  * notifications, so an engine whose registration completes in between is announced to nobody
- * that client hears, and its wait_for_engines() never counts it. Each new subscription is told
- * again of the engines still registered that were announced in the last NOTIFY_REPLAY_MS; a
- * client that already knows one ignores the repeat.
+ * that client hears, and its wait_for_engines() never counts it. New subscribers are told again
+ * of the engines still registered that were announced in the last NOTIFY_REPLAY_MS (once for
+ * all the subscriptions read in one turn); a client that already knows one ignores the repeat.
  */
 void ctl_on_notify_subscribe(void *arg)
 {
     ctl_t *ctl = arg;
     int64_t since = cpar_loop_now_ms(ctl->loop) - NOTIFY_REPLAY_MS;
+    int arrived = 0;
+    ctl_engine_t **v;
+    size_t ne;
 
-    for (;;) {
+    for (int budget = 0; budget < 512; budget++) {
         unsigned char first = 0;
         int n = zmq_recv(ctl->sock[CHAN_NOTIFY], &first, 1, ZMQ_DONTWAIT);
-        ctl_engine_t **v;
-        size_t ne;
 
         if (n < 0)
-            return;
-        if (n == 0 || first != 1) /* an unsubscription */
-            continue;
-        if (!(v = ctl_engines_sorted(ctl, &ne)))
-            continue;
-        for (size_t i = 0; i < ne; i++) {
-            json_t *content;
-
-            if (!v[i]->registered || v[i]->registered_ms < since)
-                continue;
-            content = json_pack("{s:i, s:s}", "id", v[i]->id, "uuid", v[i]->uuid);
-            ctl_notify(ctl, "registration_notification", content, NULL);
-            json_decref(content);
-        }
-        free(v);
+            break;
+        arrived |= n > 0 && first == 1; /* else an unsubscription */
     }
+    if (!arrived || !(v = ctl_engines_sorted(ctl, &ne)))
+        return;
+    for (size_t i = 0; i < ne; i++) {
+        json_t *content;
+
+        if (!v[i]->registered || v[i]->registered_ms < since)
+            continue;
+        content = json_pack("{s:i, s:s}", "id", v[i]->id, "uuid", v[i]->uuid);
+        ctl_notify(ctl, "registration_notification", content, NULL);
+        json_decref(content);
+    }
+    free(v);
 }
 
 void ctl_unregister_engine(ctl_t *ctl, ctl_engine_t *e, const char *why)

@@ -564,7 +564,7 @@ static int sqlitedb_table_fit(sqlitedb_t *db, const char *name, sqlitedb_fit_t *
 
 static int sqlitedb_create(sqlitedb_t *db, const char *table)
 {
-    static const char *const indexed[] = {"submitted", "completed", "engine_uuid", "client_uuid"};
+    static const char *const indexed[] = {"submitted", "completed"};
     sqlitedb_str_t s = {0};
     char *sql;
     int rc;

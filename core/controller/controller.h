@@ -228,10 +228,11 @@ void ctl_tasks_engine_added(ctl_t *ctl, ctl_engine_t *e);
 void ctl_tasks_engine_removed(ctl_t *ctl, ctl_engine_t *e);
 void ctl_tasks_scan(ctl_t *ctl);
 /*
- * Submit a task the hub built (a resubmission) as if a client had sent it: `m` is split and
- * signed, with one routing identity (where the reply goes; an identity no peer has makes the
- * reply vanish, as ipyparallel's hub discards replies to its resubmit socket) and header msg_id
- * `msg_id`. The task takes m's frames over and leaves m empty. The hub records it as pending.
+ * Submit a task: a client's request from the task socket, or one the hub built (a resubmission)
+ * as if a client had sent it. `m` is split and verified, with one routing identity (where the
+ * reply goes; an identity no peer has makes the reply vanish, as ipyparallel's hub discards
+ * replies to its resubmit socket) and header msg_id `msg_id`. The task takes m's frames over
+ * and leaves m empty. The hub records it as pending.
  */
 void ctl_tasks_submit(ctl_t *ctl, cpar_msg_t *m, const char *msg_id);
 
@@ -241,7 +242,8 @@ void ctl_bcast_fini(ctl_t *ctl);
 
 /* Task records (records.c). `e` NULL in ctl_record_request: a task not yet assigned; in
  * ctl_record_reply: a reply the controller made (scheduler error, dead engine). */
-void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *queue);
+void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, const char *msg_id, ctl_engine_t *e,
+                        const char *queue);
 void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e);
 void ctl_record_assignment(ctl_t *ctl, const char *msg_id, ctl_engine_t *e);
 void ctl_record_unassign(ctl_t *ctl, const char *msg_id, ctl_engine_t *e);

@@ -96,10 +96,10 @@ static int raw_date(cpar_bytes_t raw, int64_t *us)
     return cpar_json_str(raw, text, sizeof text) == 0 && cpar_iso_parse(text, 1, us) == 0;
 }
 
-void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e, const char *queue)
+void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, const char *msg_id, ctl_engine_t *e,
+                        const char *queue)
 {
     static const char *const header_keys[] = {"date", "session"};
-    const char *msg_id = ctl->in_id;
     char session[256];
     cpar_bytes_t hv[2];
     size_t nbufs = cpar_msg_nbuffers(m);

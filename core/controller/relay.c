@@ -59,7 +59,7 @@ static void relay(ctl_t *ctl, ctl_chan_t from, ctl_chan_t to, int to_engine, int
             else if (!to_engine)
                 ctl_record_reply(ctl, m, e);
             else if (is_request(ctl->in_type))
-                ctl_record_request(ctl, m, e, "mux");
+                ctl_record_request(ctl, m, ctl->in_id, e, "mux");
         }
         cpar_msg_swap_idents(m);
         forward(ctl, to, m);

@@ -705,10 +705,11 @@ static int trivial(cpar_msg_t *m, const char *key)
            (n == 1 && v[0] == '0') || (n == 3 && memcmp(v, "0.0", 3) == 0);
 }
 
-/* A new request from a client on the task socket (ctl->in, verified, header scanned). */
-static void submit(ctl_t *ctl, cpar_msg_t *m)
+/* A new request `m` with header msg_id `msg_id`: from a client on the task socket (verified,
+ * header scanned), or a resubmission from the hub. */
+void ctl_tasks_submit(ctl_t *ctl, cpar_msg_t *m, const char *msg_id)
 {
-    const char *why = NULL, *msg_id = ctl->in_id;
+    const char *why = NULL;
     cpar_bytes_t md;
     ctl_task_t *t;
     int rc = 0, plain;
@@ -747,7 +748,7 @@ static void submit(ctl_t *ctl, cpar_msg_t *m)
         task_free(ctl, t);
         return;
     }
-    ctl_record_request(ctl, &t->msg, NULL, "task");
+    ctl_record_request(ctl, &t->msg, t->msg_id, NULL, "task");
 
     if (!plain)
         rc = parse_metadata(t, t->msg.metadata, &why);
@@ -791,17 +792,6 @@ static void submit(ctl_t *ctl, cpar_msg_t *m)
         arm_timeout(ctl, t);
 }
 
-void ctl_tasks_submit(ctl_t *ctl, cpar_msg_t *m, const char *msg_id)
-{
-    char saved[sizeof ctl->in_id];
-
-    /* submit() and the record it makes read the msg_id where ctl_recv() scanned it. */
-    memcpy(saved, ctl->in_id, sizeof saved);
-    snprintf(ctl->in_id, sizeof ctl->in_id, "%s", msg_id);
-    submit(ctl, m);
-    memcpy(ctl->in_id, saved, sizeof saved);
-}
-
 void ctl_on_task_client(void *arg)
 {
     ctl_t *ctl = arg;
@@ -812,7 +802,7 @@ void ctl_on_task_client(void *arg)
         if (rc == CPAR_EAGAIN)
             break;
         if (rc == 0)
-            submit(ctl, &ctl->in);
+            ctl_tasks_submit(ctl, &ctl->in, ctl->in_id);
     }
     cpar_msg_clear(&ctl->in);
 }

@@ -12,6 +12,7 @@
  * syntax, in which '' is an empty argument; unquoted, an empty cluster id would become the two
  * characters '').
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,16 +54,20 @@ static const cpar_batch_option_t htcondor_array = {NULL, "queue {n}", "queue\\W+
 static cpar_job_state_t htcondor_parse_state(const char *out, int status, const char *job_id,
                                              int *exit_code)
 {
-    int pending = 0, running = 0, ended = 0, lines = 0, code = CPAR_EXIT_UNKNOWN;
+    int pending = 0, running = 0, ended = 0, code = CPAR_EXIT_UNKNOWN;
     (void)job_id;
     *exit_code = CPAR_EXIT_UNKNOWN;
     if (status != 0)
         return CPAR_JOB_UNKNOWN;
-    for (const char *line = out; line && *line;) {
-        char *end;
-        long st = strtol(line, &end, 10);
-        if (end != line) {
-            lines++;
+    const char *line;
+    size_t len;
+    for (const char *cur = out; cpar_launch_next_line(&cur, &line, &len);) {
+        char text[64], *end;
+        long st;
+        /* a NUL-terminated copy, so that strtol never reads on into the next line */
+        snprintf(text, sizeof text, "%.*s", (int)len, line);
+        st = strtol(text, &end, 10);
+        if (end != text) {
             switch (st) {
             case 1:
             case 5:
@@ -90,9 +95,6 @@ static cpar_job_state_t htcondor_parse_state(const char *out, int status, const 
                 return CPAR_JOB_UNKNOWN;
             }
         }
-        line = strchr(line, '\n');
-        if (line)
-            line++;
     }
     if (running)
         return CPAR_JOB_RUNNING;

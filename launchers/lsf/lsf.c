@@ -37,11 +37,11 @@ static const cpar_batch_option_t lsf_options[] = {
 static const cpar_batch_option_t lsf_array = {NULL, "#BSUB -J ipengine[1-{n}]",
                                               "#BSUB[ \\t]+-J[ \\t]*\\S+"};
 
-static int lsf_word(const char *p, const char *w)
+/* Whether the line (p, len) starts with the word w. */
+static int lsf_word(const char *p, size_t len, const char *w)
 {
     size_t n = strlen(w);
-    return strncmp(p, w, n) == 0 &&
-           (p[n] == '\0' || p[n] == '\n' || p[n] == '\r' || p[n] == ' ' || p[n] == '\t');
+    return len >= n && strncmp(p, w, n) == 0 && (len == n || p[n] == ' ' || p[n] == '\t');
 }
 
 /*
@@ -57,23 +57,21 @@ static cpar_job_state_t lsf_parse_state(const char *out, int status, const char 
     *exit_code = CPAR_EXIT_UNKNOWN;
     if (out && strstr(out, "is not found"))
         return CPAR_JOB_DONE;
-    for (const char *line = out; line && *line;) {
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (lsf_word(line, "PEND") || lsf_word(line, "PSUSP"))
+    const char *line;
+    size_t n;
+    for (const char *cur = out; cpar_launch_next_line(&cur, &line, &n);) {
+        if (lsf_word(line, n, "PEND") || lsf_word(line, n, "PSUSP"))
             pending++;
-        else if (lsf_word(line, "RUN") || lsf_word(line, "USUSP") || lsf_word(line, "SSUSP") ||
-                 lsf_word(line, "PROV") || lsf_word(line, "WAIT"))
+        else if (lsf_word(line, n, "RUN") || lsf_word(line, n, "USUSP") ||
+                 lsf_word(line, n, "SSUSP") || lsf_word(line, n, "PROV") ||
+                 lsf_word(line, n, "WAIT"))
             running++;
-        else if (lsf_word(line, "DONE"))
+        else if (lsf_word(line, n, "DONE"))
             done++;
-        else if (lsf_word(line, "EXIT") || lsf_word(line, "ZOMBI"))
+        else if (lsf_word(line, n, "EXIT") || lsf_word(line, n, "ZOMBI"))
             failed++;
-        else if (*line && *line != '\n')
+        else if (n)
             other++;
-        line = strchr(line, '\n');
-        if (line)
-            line++;
     }
     if (running)
         return CPAR_JOB_RUNNING;

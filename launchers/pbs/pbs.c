@@ -37,46 +37,6 @@ static const cpar_batch_option_t pbs_options[] = {
 static const cpar_batch_option_t pbs_array = {NULL, "#PBS -t 1-{n}",
                                               "#PBS\\W+-t\\W+[\\w\\d\\-\\$]+"};
 
-static int pbs_prefix_nocase(const char *s, const char *key, size_t klen)
-{
-    for (size_t i = 0; i < klen; i++)
-        if (tolower((unsigned char)s[i]) != tolower((unsigned char)key[i]))
-            return 0;
-    return 1;
-}
-
-/* The value after "<key> = " on a line of `qstat -f`, into buf; 0 when found. */
-static int pbs_attribute(const char *out, const char *key, char *buf, size_t len)
-{
-    size_t klen = strlen(key);
-    for (const char *line = out; line && *line;) {
-        const char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (pbs_prefix_nocase(p, key, klen)) {
-            p += klen;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p == '=') {
-                p++;
-                while (*p == ' ' || *p == '\t')
-                    p++;
-                size_t n = 0;
-                while (p[n] && p[n] != '\n' && p[n] != '\r' && n + 1 < len) {
-                    buf[n] = p[n];
-                    n++;
-                }
-                buf[n] = '\0';
-                return 0;
-            }
-        }
-        line = strchr(line, '\n');
-        if (line)
-            line++;
-    }
-    return -1;
-}
-
 /*
  * The job_state letter from `qstat -f <id>` ("    job_state = R"), or from the short listing of
  * `qstat <id>` (the fifth column of the line that starts with the id) for a poll_command set to
@@ -89,28 +49,26 @@ static cpar_job_state_t pbs_parse_state(const char *out, int status, const char 
     char val[64];
     char state = 0;
     *exit_code = CPAR_EXIT_UNKNOWN;
-    if (out && pbs_attribute(out, "job_state", val, sizeof val) == 0) {
+    if (out && cpar_launch_field(out, "job_state", '=', 1, val, sizeof val) == 0) {
         state = val[0];
     } else if (out) {
-        size_t idlen = strlen(job_id);
-        for (const char *line = out; line && *line;) {
-            if (strncmp(line, job_id, idlen) == 0 &&
+        size_t idlen = strlen(job_id), len;
+        const char *line;
+        for (const char *cur = out; cpar_launch_next_line(&cur, &line, &len);) {
+            if (len > idlen && strncmp(line, job_id, idlen) == 0 &&
                 (line[idlen] == '.' || line[idlen] == '[' || line[idlen] == ' ')) {
                 /* Job id, Name, User, Time Use, S, Queue */
-                const char *p = line;
-                for (int col = 0; col < 4 && *p && *p != '\n'; col++) {
-                    while (*p && !isspace((unsigned char)*p))
+                const char *p = line, *end = line + len;
+                for (int col = 0; col < 4 && p < end; col++) {
+                    while (p < end && !isspace((unsigned char)*p))
                         p++;
-                    while (*p == ' ' || *p == '\t')
+                    while (p < end && (*p == ' ' || *p == '\t'))
                         p++;
                 }
-                if (*p && *p != '\n' && (p[1] == ' ' || p[1] == '\t'))
+                if (p + 1 < end && (p[1] == ' ' || p[1] == '\t'))
                     state = *p;
                 break;
             }
-            line = strchr(line, '\n');
-            if (line)
-                line++;
         }
     }
     if (!state) {
@@ -138,7 +96,7 @@ static cpar_job_state_t pbs_parse_state(const char *out, int status, const char 
     case 'C':
     case 'F':
     case 'X':
-        if (pbs_attribute(out, "exit_status", val, sizeof val) == 0 && val[0]) {
+        if (cpar_launch_field(out, "exit_status", '=', 1, val, sizeof val) == 0 && val[0]) {
             char *end;
             long code = strtol(val, &end, 10);
             if (end != val)

@@ -41,17 +41,11 @@ static const cpar_batch_option_t sge_array = {NULL, "#$ -t 1-{n}", "#\\$\\W+\\-t
 /* Whether some line of `text` starts with `prefix` (after blanks). */
 static int sge_has_line(const char *text, const char *prefix)
 {
-    size_t plen = strlen(prefix);
-    for (const char *line = text; line && *line;) {
-        const char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (strncmp(p, prefix, plen) == 0)
+    size_t plen = strlen(prefix), len;
+    const char *line;
+    for (const char *cur = text; cpar_launch_next_line(&cur, &line, &len);)
+        if (len >= plen && strncmp(line, prefix, plen) == 0)
             return 1;
-        line = strchr(line, '\n');
-        if (line)
-            line++;
-    }
     return 0;
 }
 

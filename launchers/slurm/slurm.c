@@ -79,16 +79,9 @@ static cpar_job_state_t slurm_parse_state(const char *out, int status, const cha
         return strstr(out, "Invalid job id") ? CPAR_JOB_DONE : CPAR_JOB_UNKNOWN;
 
     int running = 0, pending = 0, done = 0, completed_only = 1;
-    for (const char *line = out; *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end ? (size_t)(end - line) : strlen(line);
-        while (len && (line[len - 1] == ' ' || line[len - 1] == '\r' || line[len - 1] == '\t'))
-            len--;
-        const char *w = line;
-        while (len && (*w == ' ' || *w == '\t')) {
-            w++;
-            len--;
-        }
+    const char *w;
+    size_t len;
+    for (const char *cur = out; cpar_launch_next_line(&cur, &w, &len);) {
         /* a state is one upper-case word; anything else (a warning) is not about the job */
         size_t wl = 0;
         while (wl < len && ((w[wl] >= 'A' && w[wl] <= 'Z') || w[wl] == '_'))
@@ -105,9 +98,6 @@ static cpar_job_state_t slurm_parse_state(const char *out, int status, const cha
                     completed_only = 0;
             }
         }
-        if (!end)
-            break;
-        line = end + 1;
     }
     if (running)
         return CPAR_JOB_RUNNING;

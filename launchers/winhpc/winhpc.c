@@ -540,34 +540,14 @@ static int winhpc_signal(void *state, void *jobp, int signum)
     return CPAR_ENOTSUP;
 }
 
-/* The value of the "State" line of `job view` ("State                : Running"). */
+/* The value of the "State" line of `job view` ("State                : Running"): its first
+ * word. */
 static int winhpc_view_state(const char *text, char *buf, size_t len)
 {
-    for (const char *line = text; line && *line;) {
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (strncmp(line, "State", 5) == 0) {
-            const char *p = line + 5;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p == ':') {
-                p++;
-                while (*p == ' ' || *p == '\t')
-                    p++;
-                size_t n = 0;
-                while (p[n] && p[n] != '\n' && p[n] != '\r' && p[n] != ' ' && n + 1 < len) {
-                    buf[n] = p[n];
-                    n++;
-                }
-                buf[n] = '\0';
-                return 0;
-            }
-        }
-        line = strchr(line, '\n');
-        if (line)
-            line++;
-    }
-    return -1;
+    if (cpar_launch_field(text, "State", ':', 0, buf, len) != 0)
+        return -1;
+    buf[strcspn(buf, " \t")] = '\0';
+    return 0;
 }
 
 static int winhpc_poll(void *state, void *jobp, cpar_job_state_t *st, int *exit_code, char **detail)

@@ -32,6 +32,9 @@
 
 #include <cparallel/plugin.h>
 
+#include <ctype.h>
+#include <string.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -223,6 +226,72 @@ static inline int cpar_launch_config_json(const cpar_host_t *host, cpar_ctx_t *c
             return rc;
     }
     return CPAR_ENOENT;
+}
+
+/* ---- reading a system's command output (parse_state, poll) --------------------------------- */
+
+/*
+ * The next line of `*cursor`: *line and *len span it without its leading and trailing blanks
+ * (space, tab, CR), and *cursor moves past its newline. 0 when no line is left. Start with
+ * *cursor at the text (NULL reads as empty):
+ *
+ *     for (const char *cur = out, *line; cpar_launch_next_line(&cur, &line, &len);) ...
+ */
+static inline int cpar_launch_next_line(const char **cursor, const char **line, size_t *len)
+{
+    const char *p = *cursor, *end;
+
+    if (!p || !*p)
+        return 0;
+    end = strchr(p, '\n');
+    *cursor = end ? end + 1 : p + strlen(p);
+    if (!end)
+        end = *cursor;
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        end--;
+    *line = p;
+    *len = (size_t)(end - p);
+    return 1;
+}
+
+/*
+ * The value of the first line of `text` that reads "<key> <sep> <value>" (blanks around `sep`
+ * allowed; `key` compared regardless of case when `nocase`): the value, without its blanks, into
+ * buf, cut to fit. 0 when found, -1 when no line has it.
+ */
+static inline int cpar_launch_field(const char *text, const char *key, char sep, int nocase,
+                                    char *buf, size_t buflen)
+{
+    size_t klen = strlen(key), len, i;
+    const char *line;
+
+    for (const char *cur = text; cpar_launch_next_line(&cur, &line, &len);) {
+        if (len <= klen)
+            continue;
+        for (i = 0; i < klen; i++)
+            if (nocase ? tolower((unsigned char)line[i]) != tolower((unsigned char)key[i])
+                       : line[i] != key[i])
+                break;
+        if (i < klen)
+            continue;
+        while (i < len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
+        if (i == len || line[i] != sep)
+            continue;
+        for (i++; i < len && (line[i] == ' ' || line[i] == '\t'); i++)
+            ;
+        len -= i;
+        if (buflen == 0)
+            return 0;
+        if (len >= buflen)
+            len = buflen - 1;
+        memcpy(buf, line + i, len);
+        buf[len] = '\0';
+        return 0;
+    }
+    return -1;
 }
 
 #ifdef __cplusplus

@@ -1,7 +1,8 @@
 /*
  * test_launch_names.c - ipyparallel's launcher names to plugin names (spec §2): short names in
  * any case, class names and dotted paths, the deprecated MPIExec* classes, and what 7.1 does not
- * register (WindowsHPC as a short name).
+ * register (WindowsHPC as a short name). Also the SDK's helpers for reading a batch system's
+ * output (cpar_launch_next_line, cpar_launch_field).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <cparallel/launcher.h>
 
 #include "plugins/launch.h"
 
@@ -55,8 +58,45 @@ static void test_names(void **state)
     }
 }
 
+static void test_next_line(void **state)
+{
+    const char *want[] = {"RUNNING", "", "a  b", "last"};
+    const char *cur = "  RUNNING\r\n\n\ta  b \nlast", *line;
+    size_t len, n = 0;
+
+    (void)state;
+    while (cpar_launch_next_line(&cur, &line, &len)) {
+        assert_true(n < 4);
+        assert_int_equal(len, strlen(want[n]));
+        assert_memory_equal(line, want[n], len);
+        n++;
+    }
+    assert_int_equal(n, 4);
+    cur = NULL;
+    assert_false(cpar_launch_next_line(&cur, &line, &len));
+}
+
+static void test_field(void **state)
+{
+    const char *qstat = "Job Id: 12.server\n    job_state_x = Z\n    Job_State = R \r\n";
+    char buf[8];
+
+    (void)state;
+    assert_int_equal(cpar_launch_field(qstat, "job_state", '=', 1, buf, sizeof buf), 0);
+    assert_string_equal(buf, "R");
+    /* case matters unless asked otherwise; the separator must follow the key */
+    assert_int_equal(cpar_launch_field(qstat, "job_state", '=', 0, buf, sizeof buf), -1);
+    assert_int_equal(cpar_launch_field(qstat, "Job", '=', 0, buf, sizeof buf), -1);
+    assert_int_equal(cpar_launch_field("State : Finishing now", "State", ':', 0, buf, 6), 0);
+    assert_string_equal(buf, "Finis"); /* cut to fit */
+    assert_int_equal(cpar_launch_field("State :\n", "State", ':', 0, buf, sizeof buf), 0);
+    assert_string_equal(buf, "");
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_names)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_names),
+                                       cmocka_unit_test(test_next_line),
+                                       cmocka_unit_test(test_field)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,10 +241,12 @@ void ctl_bcast_engine_removed(ctl_t *ctl, ctl_engine_t *e);
 void ctl_bcast_fini(ctl_t *ctl);
 
 /* Task records (records.c). `e` NULL in ctl_record_request: a task not yet assigned; in
- * ctl_record_reply: a reply the controller made (scheduler error, dead engine). */
+ * ctl_record_reply: a reply the controller made (scheduler error, dead engine). `parent_id`:
+ * the msg_id of the request a reply answers when the caller knows it, else NULL (read from the
+ * reply's parent header). */
 void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, const char *msg_id, ctl_engine_t *e,
                         const char *queue);
-void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e);
+void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, const char *parent_id, ctl_engine_t *e);
 void ctl_record_assignment(ctl_t *ctl, const char *msg_id, ctl_engine_t *e);
 void ctl_record_unassign(ctl_t *ctl, const char *msg_id, ctl_engine_t *e);
 void ctl_record_iopub(ctl_t *ctl, cpar_msg_t *m);

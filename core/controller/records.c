@@ -151,18 +151,22 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, const char *msg_id, ctl_engin
         db_log(ctl, "adding", msg_id, rc);
 }
 
-void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, ctl_engine_t *e)
+void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, const char *parent_id, ctl_engine_t *e)
 {
     static const char *const md_keys[] = {"status", "engine", "started"}, *date_key[] = {"date"};
-    char msg_id[512], status[32] = "", engine[256];
+    char scanned[512], status[32] = "", engine[256];
+    const char *msg_id = parent_id;
     cpar_bytes_t mv[3], date;
     size_t nbufs = cpar_msg_nbuffers(m);
     ctl_pending_t *pd;
     cpar_record_t rec;
     int rc, has_engine;
 
-    if (cpar_msg_scan_str(m, CPAR_PART_PARENT, "msg_id", msg_id, sizeof msg_id) != 0)
-        return;
+    if (!msg_id) {
+        if (cpar_msg_scan_str(m, CPAR_PART_PARENT, "msg_id", scanned, sizeof scanned) != 0)
+            return;
+        msg_id = scanned;
+    }
     pd = cpar_map_gets(&ctl->pending, msg_id);
     if (!pd) /* not a request the hub tracks, or already finished (late or duplicate) */
         return;

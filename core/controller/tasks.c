@@ -291,7 +291,7 @@ static void avail_insert(ctl_t *ctl, ctl_engine_t *e)
 
 static void record_failure(ctl_t *ctl, ctl_task_t *t, cpar_msg_t *reply)
 {
-    ctl_record_reply(ctl, reply, NULL);
+    ctl_record_reply(ctl, reply, t->msg_id, NULL);
     done_add(ctl, t->msg_id, "", 0);
 }
 
@@ -870,7 +870,7 @@ static void handle_result(ctl_t *ctl, ctl_task_t *t, cpar_msg_t *m, ctl_engine_t
         return;
     }
     /* Final: the hub first (so a query right after the reply finds it), then the client. */
-    ctl_record_reply(ctl, m, e);
+    ctl_record_reply(ctl, m, t->msg_id, e);
     cpar_map_dels(&ctl->tasks, t->msg_id);
     done_add(ctl, t->msg_id, t->engine_uuid, ok);
     cpar_msg_swap_idents(m);

@@ -4,9 +4,15 @@
  * A stand-in controller with every piece of controller logic taken out: it binds the sockets a
  * client and engines expect (and writes connection files saying where), answers registration
  * and connection requests so that cpar_loadgen can start, and then relays requests and replies
- * frame for frame. A load-balanced request goes to the next engine in turn, with no limit on an
- * engine's queue (so engines get requests in batches, which is cheaper than hwm = 1); a direct
- * request goes where it is addressed. Nothing is verified, parsed, recorded or scheduled.
+ * frame for frame. A load-balanced request goes to the next engine in turn; a direct request goes
+ * where it is addressed. Nothing is verified, parsed, recorded or scheduled.
+ *
+ * --hwm N bounds the load-balanced requests an engine holds, as the controllers' --hwm does:
+ * with the default 0 an engine's queue has no limit (engines get requests in batches, the
+ * cheapest case); with 1 (ipyparallel's default) an engine gets its next request only once its
+ * reply has passed, and requests wait in ZeroMQ's queue meanwhile (the client socket is not
+ * read while every engine is full). The controllers must be compared with the floor at their
+ * own hwm.
  *
  * Its CPU per request, measured with the same load as cpcontroller, is a floor no ZeroMQ
  * controller on that machine can go below (bench/README.md). It is not a controller: no
@@ -22,6 +28,7 @@
 
 #include "loop/loop.h"
 #include "util/ids.h"
+#include "util/map.h"
 #include "wire/wire.h"
 
 enum { S_REG, S_MUX_C, S_MUX_E, S_TASK_C, S_TASK_E, S_BCAST_E, S_IOPUB_E, S_HB_PING, S_HB_PONG,
@@ -50,6 +57,13 @@ typedef struct floor_state {
     cpar_msg_t in;
     char (*uuids)[CPAR_ID_LEN]; /* engine id -> uuid */
     size_t nengines, capengines, next;
+    /* --hwm: load-balanced requests each engine holds, engines under the limit, by uuid */
+    long hwm;
+    unsigned *held;
+    cpar_map_t by_uuid; /* uuid -> engine id + 1 */
+    size_t *open;       /* ids of engines under the limit, a FIFO ring of nengines slots */
+    size_t open_head, nopen;
+    int reading; /* whether the client task socket is in the reactor */
 } floor_t;
 
 static int bind_random(floor_t *f, int s, const char *ip)
@@ -136,6 +150,64 @@ static int write_files(floor_t *f, const char *dir, const char *ip, const char *
                : 0;
 }
 
+/* ---- engines, and which of them may take a load-balanced request (--hwm) ---- */
+
+/* Room for twice as many engines; the ring of open engines is laid out again from slot 0. */
+static int grow_engines(floor_t *f)
+{
+    size_t ncap = f->capengines ? 2 * f->capengines : 64;
+    char(*nu)[CPAR_ID_LEN] = malloc(ncap * sizeof *nu);
+    unsigned *nh = malloc(ncap * sizeof *nh);
+    size_t *no = malloc(ncap * sizeof *no);
+
+    if (!nu || !nh || !no) {
+        free(nu);
+        free(nh);
+        free(no);
+        return -1;
+    }
+    if (f->nengines) {
+        memcpy(nu, f->uuids, f->nengines * sizeof *nu);
+        memcpy(nh, f->held, f->nengines * sizeof *nh);
+    }
+    for (size_t i = 0; i < f->nopen; i++)
+        no[i] = f->open[(f->open_head + i) % f->capengines];
+    /* the map's keys point into uuids: enter them again */
+    cpar_map_fini(&f->by_uuid, NULL);
+    cpar_map_init(&f->by_uuid);
+    for (size_t i = 0; i < f->nengines; i++)
+        if (cpar_map_puts(&f->by_uuid, nu[i], (void *)(i + 1)) != 0) {
+            free(nu);
+            free(nh);
+            free(no);
+            return -1;
+        }
+    free(f->uuids);
+    free(f->held);
+    free(f->open);
+    f->uuids = nu;
+    f->held = nh;
+    f->open = no;
+    f->open_head = 0;
+    f->capengines = ncap;
+    return 0;
+}
+
+/* An engine is in the ring exactly while it holds fewer than hwm requests. */
+static void open_push(floor_t *f, size_t id)
+{
+    f->open[(f->open_head + f->nopen++) % f->capengines] = id;
+}
+
+static size_t open_pop(floor_t *f)
+{
+    size_t id = f->open[f->open_head];
+
+    f->open_head = (f->open_head + 1) % f->capengines;
+    f->nopen--;
+    return id;
+}
+
 /* ---- the little a client and cpar_loadgen's engines need to start ---- */
 
 static void on_registration(floor_t *f, cpar_msg_t *m)
@@ -150,16 +222,14 @@ static void on_registration(floor_t *f, cpar_msg_t *m)
         uuid = json_string_value(json_object_get(m->content, "uuid"));
         if (!uuid || strlen(uuid) >= CPAR_ID_LEN)
             return;
-        if (f->nengines == f->capengines) {
-            size_t ncap = f->capengines ? 2 * f->capengines : 64;
-            char(*nu)[CPAR_ID_LEN] = realloc(f->uuids, ncap * sizeof *nu);
-
-            if (!nu)
-                return;
-            f->uuids = nu;
-            f->capengines = ncap;
-        }
+        if (f->nengines == f->capengines && grow_engines(f) != 0)
+            return;
         snprintf(f->uuids[f->nengines], CPAR_ID_LEN, "%s", uuid);
+        if (cpar_map_puts(&f->by_uuid, f->uuids[f->nengines], (void *)(f->nengines + 1)) != 0)
+            return;
+        f->held[f->nengines] = 0;
+        if (f->hwm > 0)
+            open_push(f, f->nengines);
         content = json_pack("{s:i, s:s, s:i}", "id", (int)f->nengines, "status", "ok",
                             "hb_period", 3000);
         cpar_session_send(&f->session, f->sock[S_REG], &ident, 1, "registration_reply", NULL,
@@ -222,9 +292,35 @@ static void on_mux_engine(void *arg)
     relay_swap(arg, S_MUX_E, S_MUX_C);
 }
 
+static void on_task_client(void *arg);
+
+/* A reply [engine, client, ...]: the engine has room again under --hwm. */
 static void on_task_engine(void *arg)
 {
-    relay_swap(arg, S_TASK_E, S_TASK_C);
+    floor_t *f = arg;
+
+    for (int budget = 0; budget < 512; budget++) {
+        cpar_bytes_t ident;
+        size_t id;
+
+        if (cpar_msg_recv(&f->in, f->sock[S_TASK_E], 0) != 0)
+            break;
+        if (cpar_msg_split(&f->in) != 0 || cpar_msg_nidents(&f->in) < 2)
+            continue;
+        if (f->hwm > 0) {
+            ident = cpar_msg_frame(&f->in, 0);
+            id = (size_t)cpar_map_get(&f->by_uuid, ident.data, ident.len);
+            if (id && f->held[id - 1] > 0 && f->held[id - 1]-- == (unsigned)f->hwm)
+                open_push(f, id - 1);
+        }
+        if (cpar_msg_swap_idents(&f->in) == 0)
+            cpar_msg_send(&f->in, f->sock[S_TASK_C]);
+    }
+    cpar_msg_clear(&f->in);
+    if (!f->reading && f->nopen > 0) {
+        cpar_loop_add_socket(f->loop, f->sock[S_TASK_C], on_task_client, f);
+        f->reading = 1;
+    }
 }
 
 /* A load-balanced request: [client, ...] -> [next engine, client, ...]. */
@@ -234,14 +330,27 @@ static void on_task_client(void *arg)
 
     for (int budget = 0; budget < 512; budget++) {
         const char *uuid;
+        size_t id;
 
+        if (f->hwm > 0 && f->nopen == 0) { /* every engine is full: leave requests queued */
+            cpar_loop_remove_socket(f->loop, f->sock[S_TASK_C]);
+            f->reading = 0;
+            break;
+        }
         if (cpar_msg_recv(&f->in, f->sock[S_TASK_C], 0) != 0)
             break;
         if (f->nengines == 0 || cpar_msg_split(&f->in) != 0)
             continue;
-        uuid = f->uuids[f->next++ % f->nengines];
-        if (cpar_msg_prepend_ident(&f->in, uuid, strlen(uuid)) == 0)
-            cpar_msg_send(&f->in, f->sock[S_TASK_E]);
+        id = f->hwm > 0 ? open_pop(f) : f->next++ % f->nengines;
+        uuid = f->uuids[id];
+        if (cpar_msg_prepend_ident(&f->in, uuid, strlen(uuid)) != 0 ||
+            cpar_msg_send(&f->in, f->sock[S_TASK_E]) != 0) {
+            if (f->hwm > 0)
+                open_push(f, id);
+            continue;
+        }
+        if (f->hwm > 0 && ++f->held[id] < (unsigned)f->hwm)
+            open_push(f, id);
     }
     cpar_msg_clear(&f->in);
 }
@@ -271,14 +380,28 @@ int main(int argc, char **argv)
     floor_t f = {0};
     int rc = 1;
 
+    cpar_map_init(&f.by_uuid);
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--profile-dir") == 0)
+        char *end;
+
+        if (strcmp(argv[i], "--profile-dir") == 0) {
             dir = argv[i + 1];
-        else if (strcmp(argv[i], "--ip") == 0)
+        } else if (strcmp(argv[i], "--ip") == 0) {
             ip = argv[i + 1];
+        } else if (strcmp(argv[i], "--hwm") == 0) {
+            f.hwm = strtol(argv[i + 1], &end, 10);
+            if (*end || end == argv[i + 1] || f.hwm < 0 || f.hwm > 1000000) {
+                fprintf(stderr, "cpar_zmqfloor: --hwm %s: not a count from 0 to 1000000\n",
+                        argv[i + 1]);
+                return 1;
+            }
+        } else {
+            dir = NULL;
+            break;
+        }
     }
     if (!dir || argc % 2 == 0) {
-        fprintf(stderr, "usage: cpar_zmqfloor --profile-dir DIR [--ip ADDR]\n"
+        fprintf(stderr, "usage: cpar_zmqfloor --profile-dir DIR [--ip ADDR] [--hwm N]\n"
                         "  A frame-relaying stand-in controller for measuring ZeroMQ's own cost;\n"
                         "  see bench/README.md. Runs until SIGINT or SIGTERM.\n");
         return 1;
@@ -303,6 +426,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cpar_zmqfloor: cannot set up the reactor\n");
         goto out;
     }
+    f.reading = 1;
     printf("cpar_zmqfloor ready: connection files in %s/security\n", dir);
     fflush(stdout);
     rc = cpar_loop_run(f.loop) == 0 ? 0 : 1;
@@ -316,6 +440,9 @@ out:
             zmq_close(f.sock[s]);
     if (f.zctx)
         zmq_ctx_term(f.zctx);
+    cpar_map_fini(&f.by_uuid, NULL);
     free(f.uuids);
+    free(f.held);
+    free(f.open);
     return rc;
 }

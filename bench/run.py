@@ -175,7 +175,8 @@ class Controller:
         self.env.pop("IPP_CLUSTER_ID", None)
         self.env.pop("IPP_SESSION_KEY", None)
         if kind == FLOOR:
-            self.argv = [str(args.floor_bin), "--profile-dir", str(self.profile)]
+            self.argv = [str(args.floor_bin), "--profile-dir", str(self.profile),
+                         "--hwm", str(args.floor_hwm)]
             self.proc = None
             self.log = None
             return
@@ -829,8 +830,9 @@ def report(args, meta, res):
                 "the time from the first request until the controller went idle again, which "
                 "includes the Python hub's backlog. p50/p99: send-to-reply round trip. ZMQ "
                 "floor: the same load through cpar_zmqfloor, which only relays frames (no "
-                "signature check, scheduling, records or hwm), so what ZeroMQ and the "
-                "generator allow on this machine. Other load: cores used by other processes on "
+                "signature check, parsing, scheduling or records) and holds each engine to "
+                f"--hwm={args.floor_hwm} as the controllers do (0: no limit), so what ZeroMQ "
+                "and the generator allow on this machine. Other load: cores used by other processes on "
                 "the machine meanwhile.", ""]
         out += ["### Controller CPU and memory", ""] + t2 + [""]
         out += ["CPU s/10k: controller CPU seconds (whole process tree) per 10,000 requests, "
@@ -895,6 +897,8 @@ def parse_args(argv):
     p.add_argument("--timeout", type=float, default=60.0, help="loadgen --timeout")
     p.add_argument("--ping", type=int, default=3000, help="controllers' --ping (ms)")
     p.add_argument("--hwm", type=int, help="controllers' --hwm (default: theirs, 1)")
+    p.add_argument("--floor-hwm", type=int,
+                   help="the ZeroMQ floor's --hwm (default: the controllers', 1)")
     p.add_argument("--reg-engines", type=int, default=1000)
     p.add_argument("--reg-watch", type=float, default=20.0,
                    help="seconds of heartbeat after registration")
@@ -908,6 +912,8 @@ def parse_args(argv):
     a.cpcontroller = a.cpcontroller or a.build / "bin" / "cpcontroller"
     a.loadgen = a.loadgen or a.build / "bin" / "cpar_loadgen"
     a.floor_bin = a.loadgen.parent / "cpar_zmqfloor"
+    if a.floor_hwm is None:
+        a.floor_hwm = a.hwm if a.hwm is not None else 1
     a.engines = [int(x) for x in a.engines.split(",") if x]
     a.modes = [x for x in a.modes.split(",") if x]
     if a.quick:

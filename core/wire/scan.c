@@ -10,6 +10,7 @@
 
 #include <cparallel/errors.h>
 
+#include <stdint.h>
 #include <string.h>
 
 static const char *skip_ws(const char *p, const char *end)
@@ -19,20 +20,64 @@ static const char *skip_ws(const char *p, const char *end)
     return p;
 }
 
+/*
+ * The bytes a string's scan stops at: a quote, a backslash or a control character. Most of a
+ * message's text is plain string content (ids, dates, names), so strings are crossed eight bytes
+ * at a time: stop_mask() sets the high bit of each stop byte in a block (Mycroft's zero-byte
+ * test on x ^ '"' and x ^ '\\', and its "less than" form for 0x20). Bits above a stop byte may
+ * be set falsely (a borrow carries upward), the lowest set bit never is, so on a little-endian
+ * machine it tells where the first stop is; elsewhere the block is searched byte by byte.
+ */
+static int is_stop(char c)
+{
+    return c == '"' || c == '\\' || (unsigned char)c < 0x20;
+}
+
+static uint64_t stop_mask(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t x, q, b;
+
+    memcpy(&x, p, sizeof x);
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    return ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs) | ((x - ones * 0x20) & ~x & highs);
+}
+
+/* The first stop byte at or after p, or end when there is none. */
+static const char *next_stop(const char *p, const char *end)
+{
+    for (; end - p >= 8; p += 8) {
+        uint64_t mask = stop_mask(p);
+
+        if (mask) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return p + (__builtin_ctzll(mask) >> 3);
+#else
+            while (!is_stop(*p))
+                p++;
+            return p;
+#endif
+        }
+    }
+    while (p < end && !is_stop(*p))
+        p++;
+    return p;
+}
+
 /* p at an opening quote: return the position after the closing quote, or NULL. */
 static const char *skip_string(const char *p, const char *end)
 {
-    for (p++; p < end; p++) {
-        if (*p == '\\') {
-            p++;
-            continue;
-        }
+    for (p++;;) {
+        p = next_stop(p, end);
+        if (p >= end)
+            return NULL;
         if (*p == '"')
             return p + 1;
-        if ((unsigned char)*p < 0x20)
-            return NULL;
+        if (*p != '\\')
+            return NULL; /* a control character */
+        p += 2;          /* the escaped character is never the end of the string */
     }
-    return NULL;
 }
 
 /* p at the start of a value: return the position after it, or NULL. */
@@ -68,14 +113,20 @@ static const char *skip_value(const char *p, const char *end)
     return NULL;
 }
 
+/* The lengths of the keys looked for, measured once per walk (most walks look for 1 to 4). */
+#define SCAN_KEYS_MEASURED 8
+
 int cpar_json_scan_keys(const char *s, size_t n, const char *const *keys, size_t nkeys,
                         cpar_bytes_t *vals)
 {
     const char *p = s, *end = s + n;
-    size_t found = 0;
+    size_t found = 0, klens[SCAN_KEYS_MEASURED];
 
-    for (size_t i = 0; i < nkeys; i++)
+    for (size_t i = 0; i < nkeys; i++) {
         vals[i] = (cpar_bytes_t){NULL, 0};
+        if (i < SCAN_KEYS_MEASURED)
+            klens[i] = strlen(keys[i]);
+    }
     p = skip_ws(p, end);
     if (p >= end || *p != '{')
         return CPAR_EPROTO;
@@ -100,7 +151,7 @@ int cpar_json_scan_keys(const char *s, size_t n, const char *const *keys, size_t
             return CPAR_EPROTO;
         /* Keys with escapes never match: the fields we look for have plain names. */
         for (size_t i = 0; found < nkeys && i < nkeys; i++) {
-            size_t klen = strlen(keys[i]);
+            size_t klen = i < SCAN_KEYS_MEASURED ? klens[i] : strlen(keys[i]);
 
             if (!vals[i].data && (size_t)(kend - 1 - k) == klen && memcmp(k, keys[i], klen) == 0) {
                 vals[i] = (cpar_bytes_t){v, (size_t)(vend - v)};
@@ -196,45 +247,64 @@ int cpar_json_str(cpar_bytes_t raw, char *buf, size_t buflen)
         return CPAR_EINVAL;
     end = v + vlen - 1;
     for (p = v + 1; p < end; p++) {
+        const char *esc = memchr(p, '\\', (size_t)(end - p));
+        size_t run = (size_t)((esc ? esc : end) - p);
         char tmp[4];
         size_t k = 1;
+        unsigned cp;
 
-        if (*p != '\\') {
+        /* Text up to the next escape is copied as it is. */
+        if (o + run >= buflen)
+            return CPAR_E2BIG;
+        memcpy(buf + o, p, run);
+        o += run;
+        p += run;
+        if (!esc)
+            break;
+        if (++p >= end)
+            return CPAR_EPROTO;
+        switch (*p) {
+        case '"':
+        case '\\':
+        case '/':
             tmp[0] = *p;
-        } else {
-            unsigned cp;
-
-            if (++p >= end)
+            break;
+        case 'b':
+            tmp[0] = '\b';
+            break;
+        case 'f':
+            tmp[0] = '\f';
+            break;
+        case 'n':
+            tmp[0] = '\n';
+            break;
+        case 'r':
+            tmp[0] = '\r';
+            break;
+        case 't':
+            tmp[0] = '\t';
+            break;
+        case 'u':
+            if (hex4(p + 1, end, &cp))
                 return CPAR_EPROTO;
-            switch (*p) {
-            case '"': case '\\': case '/': tmp[0] = *p; break;
-            case 'b': tmp[0] = '\b'; break;
-            case 'f': tmp[0] = '\f'; break;
-            case 'n': tmp[0] = '\n'; break;
-            case 'r': tmp[0] = '\r'; break;
-            case 't': tmp[0] = '\t'; break;
-            case 'u':
-                if (hex4(p + 1, end, &cp))
-                    return CPAR_EPROTO;
-                p += 4;
-                if (cp >= 0xd800 && cp < 0xdc00) {
-                    unsigned lo;
+            p += 4;
+            if (cp >= 0xd800 && cp < 0xdc00) {
+                unsigned lo;
 
-                    if (end - p < 7 || p[1] != '\\' || p[2] != 'u' || hex4(p + 3, end, &lo) ||
-                        lo < 0xdc00 || lo >= 0xe000)
-                        return CPAR_EPROTO;
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    p += 6;
-                } else if (cp >= 0xdc00 && cp < 0xe000) {
+                if (end - p < 7 || p[1] != '\\' || p[2] != 'u' || hex4(p + 3, end, &lo) ||
+                    lo < 0xdc00 || lo >= 0xe000)
                     return CPAR_EPROTO;
-                }
-                if (cp == 0) /* a NUL cannot live in a C string */
-                    return CPAR_EINVAL;
-                k = put_utf8(tmp, cp);
-                break;
-            default:
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                p += 6;
+            } else if (cp >= 0xdc00 && cp < 0xe000) {
                 return CPAR_EPROTO;
             }
+            if (cp == 0) /* a NUL cannot live in a C string */
+                return CPAR_EINVAL;
+            k = put_utf8(tmp, cp);
+            break;
+        default:
+            return CPAR_EPROTO;
         }
         if (o + k >= buflen)
             return CPAR_E2BIG;

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -119,6 +120,96 @@ static void test_many_keys(void **state)
     assert_int_equal(cpar_json_scan_keys("{\"a\": [", 7, keys, 3, v), CPAR_EPROTO);
 }
 
+/* A small fixed-seed generator, so that a failure is the same failure on every run. */
+static uint32_t rnd(uint64_t *st)
+{
+    *st = *st * 6364136223846793005u + 1442695040888963407u;
+    return (uint32_t)(*st >> 33);
+}
+
+/* A string value's JSON text: plain bytes, escapes, UTF-8, and (when `bad`) one raw control. */
+static size_t random_string(uint64_t *st, char *o, int bad)
+{
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         "0",
+                                         "-",
+                                         " ",
+                                         ":",
+                                         "{",
+                                         "]",
+                                         ",",
+                                         "\\\"",
+                                         "\\\\",
+                                         "\\/",
+                                         "\\n",
+                                         "\\t",
+                                         "\\u00e9",
+                                         "\\u20ac",
+                                         "\\ud83d\\ude00",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\x7f"};
+    size_t n = 0, len = rnd(st) % 40, badat = bad ? rnd(st) % (len + 1) : (size_t)-1;
+
+    o[n++] = '"';
+    for (size_t i = 0; i <= len; i++) {
+        const char *pc = pieces[rnd(st) % (sizeof pieces / sizeof pieces[0])];
+
+        if (i == badat)
+            o[n++] = (char)(1 + rnd(st) % 0x1f);
+        if (i < len) {
+            memcpy(o + n, pc, strlen(pc));
+            n += strlen(pc);
+        }
+    }
+    o[n++] = '"';
+    return n;
+}
+
+/*
+ * Strings are crossed eight bytes at a time, so every stop byte (quote, backslash, control) is
+ * put at every position of a block, at every alignment of the text: the scanner must agree
+ * with jansson on each value, and refuse exactly the texts jansson refuses.
+ */
+static void test_random_strings_match_jansson(void **state)
+{
+    static const char *const keys[] = {"k0", "k1", "k2", "k3"};
+    uint64_t st = 42;
+    char text[1024], shifted[1024 + 8], buf[512];
+
+    (void)state;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0, shift = (size_t)round % 8;
+        int bad = round % 5 == 0;
+        json_t *j;
+        cpar_bytes_t v[4];
+        int rc;
+
+        text[n++] = '{';
+        for (int k = 0; k < 4; k++) {
+            n += (size_t)sprintf(text + n, "%s\"%s\": ", k ? ", " : "", keys[k]);
+            n += random_string(&st, text + n, bad && k == round % 4);
+        }
+        text[n++] = '}';
+        memcpy(shifted + shift, text, n);
+        j = json_loadb(text, n, 0, NULL);
+        rc = cpar_json_scan_keys(shifted + shift, n, keys, 4, v);
+        if (bad) {
+            assert_null(j);
+            assert_int_equal(rc, CPAR_EPROTO);
+            continue;
+        }
+        assert_non_null(j);
+        assert_int_equal(rc, 0);
+        for (int k = 0; k < 4; k++) {
+            assert_int_equal(cpar_json_str(v[k], buf, sizeof buf), 0);
+            assert_string_equal(buf, json_string_value(json_object_get(j, keys[k])));
+        }
+        json_decref(j);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -129,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_string_errors),
         cmocka_unit_test(test_jupyter_header),
         cmocka_unit_test(test_many_keys),
+        cmocka_unit_test(test_random_strings_match_jansson),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -240,13 +240,23 @@ void ctl_tasks_submit(ctl_t *ctl, cpar_msg_t *m, const char *msg_id);
 void ctl_bcast_engine_removed(ctl_t *ctl, ctl_engine_t *e);
 void ctl_bcast_fini(ctl_t *ctl);
 
+/*
+ * The fields of a reply's metadata that the task scheduler and the records read, scanned in one
+ * walk (ctl_reply_md_keys, in this order) by whoever reads the reply first. The values are raw
+ * JSON spans into the message's frames: valid until the message is sent or cleared.
+ */
+enum { CTL_MD_STATUS, CTL_MD_ENGINE, CTL_MD_STARTED, CTL_MD_DEPS_MET, CTL_MD_NKEYS };
+extern const char *const ctl_reply_md_keys[CTL_MD_NKEYS];
+
 /* Task records (records.c). `e` NULL in ctl_record_request: a task not yet assigned; in
  * ctl_record_reply: a reply the controller made (scheduler error, dead engine). `parent_id`:
  * the msg_id of the request a reply answers when the caller knows it, else NULL (read from the
- * reply's parent header). */
+ * reply's parent header). `md`: the reply's metadata values when the caller has scanned them
+ * (see ctl_reply_md_keys), else NULL. */
 void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, const char *msg_id, ctl_engine_t *e,
                         const char *queue);
-void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, const char *parent_id, ctl_engine_t *e);
+void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, const char *parent_id, ctl_engine_t *e,
+                      const cpar_bytes_t *md);
 void ctl_record_assignment(ctl_t *ctl, const char *msg_id, ctl_engine_t *e);
 void ctl_record_unassign(ctl_t *ctl, const char *msg_id, ctl_engine_t *e);
 void ctl_record_iopub(ctl_t *ctl, cpar_msg_t *m);

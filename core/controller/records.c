@@ -151,12 +151,20 @@ void ctl_record_request(ctl_t *ctl, cpar_msg_t *m, const char *msg_id, ctl_engin
         db_log(ctl, "adding", msg_id, rc);
 }
 
-void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, const char *parent_id, ctl_engine_t *e)
+const char *const ctl_reply_md_keys[CTL_MD_NKEYS] = {
+    [CTL_MD_STATUS] = "status",
+    [CTL_MD_ENGINE] = "engine",
+    [CTL_MD_STARTED] = "started",
+    [CTL_MD_DEPS_MET] = "dependencies_met",
+};
+
+void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, const char *parent_id, ctl_engine_t *e,
+                      const cpar_bytes_t *md)
 {
-    static const char *const md_keys[] = {"status", "engine", "started"}, *date_key[] = {"date"};
+    static const char *const date_key[] = {"date"};
     char scanned[512], status[32] = "", engine[256];
     const char *msg_id = parent_id;
-    cpar_bytes_t mv[3], date;
+    cpar_bytes_t mv[CTL_MD_NKEYS], date;
     size_t nbufs = cpar_msg_nbuffers(m);
     ctl_pending_t *pd;
     cpar_record_t rec;
@@ -174,12 +182,15 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, const char *parent_id, ctl_engi
         ctl->unassigned--;
     else if (pd->engine)
         cpar_map_dels(pd->is_task ? &pd->engine->tasks : &pd->engine->queue, msg_id);
-    if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, md_keys, 3, mv) != 0)
-        mv[0] = mv[1] = mv[2] = (cpar_bytes_t){NULL, 0};
-    cpar_json_str(mv[0], status, sizeof status);
+    if (!md) {
+        if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, ctl_reply_md_keys, CTL_MD_NKEYS, mv) != 0)
+            memset(mv, 0, sizeof mv);
+        md = mv;
+    }
+    cpar_json_str(md[CTL_MD_STATUS], status, sizeof status);
     if (e && strcmp(status, "aborted") != 0)
         e->completed++;
-    has_engine = cpar_json_str(mv[1], engine, sizeof engine) == 0;
+    has_engine = cpar_json_str(md[CTL_MD_ENGINE], engine, sizeof engine) == 0;
 
     if (ctl->db) {
         cpar_record_init(&rec);
@@ -188,7 +199,7 @@ void ctl_record_reply(ctl_t *ctl, cpar_msg_t *m, const char *parent_id, ctl_engi
         rec.result_metadata = scratch_text(ctl, m, CPAR_PART_METADATA, 1);
         rec.result_content = scratch_text(ctl, m, CPAR_PART_CONTENT, 2);
         rec.engine_uuid = e ? e->uuid : has_engine ? engine : (char *)"";
-        rec.has_started = raw_date(mv[2], &rec.started);
+        rec.has_started = raw_date(md[CTL_MD_STARTED], &rec.started);
         rec.has_completed = cpar_msg_scan_keys(m, CPAR_PART_HEADER, date_key, 1, &date) == 0 &&
                             raw_date(date, &rec.completed);
         rec.has_received = 1;

@@ -57,7 +57,7 @@ static void relay(ctl_t *ctl, ctl_chan_t from, ctl_chan_t to, int to_engine, int
                 cpar_debug("relay::%s for or from an engine that is not registered",
                            ctl->in_type);
             else if (!to_engine)
-                ctl_record_reply(ctl, m, NULL, e);
+                ctl_record_reply(ctl, m, NULL, e, NULL);
             else if (is_request(ctl->in_type))
                 ctl_record_request(ctl, m, ctl->in_id, e, "mux");
         }

@@ -291,7 +291,7 @@ static void avail_insert(ctl_t *ctl, ctl_engine_t *e)
 
 static void record_failure(ctl_t *ctl, ctl_task_t *t, cpar_msg_t *reply)
 {
-    ctl_record_reply(ctl, reply, t->msg_id, NULL);
+    ctl_record_reply(ctl, reply, t->msg_id, NULL, NULL);
     done_add(ctl, t->msg_id, "", 0);
 }
 
@@ -690,19 +690,24 @@ static int parse_metadata(ctl_task_t *t, json_t *md, const char **why)
     return 0;
 }
 
-/* A metadata value that asks for nothing: absent, null, [], 0 or 0.0. */
-static int trivial(cpar_msg_t *m, const char *key)
+/* Whether a request asks for nothing special: after, follow, targets, retries and timeout are
+ * each absent, null, [], 0 or 0.0 (one walk of the metadata). */
+static int trivial(cpar_msg_t *m)
 {
-    const char *v;
-    size_t n;
-    int rc = cpar_msg_scan(m, CPAR_PART_METADATA, key, &v, &n);
+    static const char *const keys[] = {"after", "follow", "targets", "retries", "timeout"};
+    cpar_bytes_t v[sizeof keys / sizeof keys[0]];
 
-    if (rc == CPAR_ENOENT)
-        return 1;
-    if (rc)
+    if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, keys, sizeof keys / sizeof keys[0], v) != 0)
         return 0;
-    return (n == 2 && memcmp(v, "[]", 2) == 0) || (n == 4 && memcmp(v, "null", 4) == 0) ||
-           (n == 1 && v[0] == '0') || (n == 3 && memcmp(v, "0.0", 3) == 0);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *d = v[i].data;
+        size_t n = v[i].len;
+
+        if (d && !(n == 2 && memcmp(d, "[]", 2) == 0) && !(n == 4 && memcmp(d, "null", 4) == 0) &&
+            !(n == 1 && d[0] == '0') && !(n == 3 && memcmp(d, "0.0", 3) == 0))
+            return 0;
+    }
+    return 1;
 }
 
 /* A new request `m` with header msg_id `msg_id`: from a client on the task socket (verified,
@@ -719,8 +724,7 @@ void ctl_tasks_submit(ctl_t *ctl, cpar_msg_t *m, const char *msg_id)
         return;
     }
     /* Most tasks ask for nothing special: then the metadata is never parsed. */
-    plain = trivial(m, "after") && trivial(m, "follow") && trivial(m, "targets") &&
-            trivial(m, "retries") && trivial(m, "timeout");
+    plain = trivial(m);
     if (!plain && cpar_msg_parse(m, CPAR_PARSE_METADATA) != 0) {
         ctl_drop(ctl, CHAN_TASK_CLIENT, m, "malformed task metadata");
         return;
@@ -841,15 +845,15 @@ static void requeue(ctl_t *ctl, ctl_task_t *t, const char *engine_uuid)
 /* The reply for a RUNNING task came back from `e` (NULL: its engine died). */
 static void handle_result(ctl_t *ctl, ctl_task_t *t, cpar_msg_t *m, ctl_engine_t *e)
 {
-    static const char *const keys[] = {"dependencies_met", "status"};
     char status[32] = "", *msg_id;
-    cpar_bytes_t v[2];
+    cpar_bytes_t md[CTL_MD_NKEYS];
     int unmet, ok, aborted;
 
-    if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, keys, 2, v) != 0)
-        v[0] = v[1] = (cpar_bytes_t){NULL, 0};
-    unmet = v[0].len == 5 && memcmp(v[0].data, "false", 5) == 0;
-    cpar_json_str(v[1], status, sizeof status);
+    /* One walk of the metadata for the scheduler and the record both. */
+    if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, ctl_reply_md_keys, CTL_MD_NKEYS, md) != 0)
+        memset(md, 0, sizeof md);
+    unmet = md[CTL_MD_DEPS_MET].len == 5 && memcmp(md[CTL_MD_DEPS_MET].data, "false", 5) == 0;
+    cpar_json_str(md[CTL_MD_STATUS], status, sizeof status);
     ok = strcmp(status, "ok") == 0;
     aborted = strcmp(status, "aborted") == 0;
 
@@ -870,7 +874,7 @@ static void handle_result(ctl_t *ctl, ctl_task_t *t, cpar_msg_t *m, ctl_engine_t
         return;
     }
     /* Final: the hub first (so a query right after the reply finds it), then the client. */
-    ctl_record_reply(ctl, m, t->msg_id, e);
+    ctl_record_reply(ctl, m, t->msg_id, e, md);
     cpar_map_dels(&ctl->tasks, t->msg_id);
     done_add(ctl, t->msg_id, t->engine_uuid, ok);
     cpar_msg_swap_idents(m);

@@ -280,6 +280,24 @@ static uint32_t dictdb_random(dictdb_t *db)
     return db->rng = x;
 }
 
+/* Both trees are ordered by submission (then arrival); `done` holds the completed records. */
+static void dictdb_index_done(dictdb_t *db, dictdb_rec_t *r)
+{
+    if (!r->in_hist || !r->rec.has_completed)
+        return;
+    r->done.left = r->done.right = NULL;
+    r->done.prio = dictdb_random(db);
+    db->done.root = dictdb_tree_insert(&db->done, db->done.root, &r->done);
+    r->in_done = 1;
+}
+
+static void dictdb_unindex_done(dictdb_t *db, dictdb_rec_t *r)
+{
+    if (r->in_done)
+        db->done.root = dictdb_tree_remove(&db->done, db->done.root, &r->done);
+    r->in_done = 0;
+}
+
 static void dictdb_index(dictdb_t *db, dictdb_rec_t *r)
 {
     if (!r->rec.has_submitted)
@@ -288,21 +306,15 @@ static void dictdb_index(dictdb_t *db, dictdb_rec_t *r)
     r->hist.prio = dictdb_random(db);
     db->hist.root = dictdb_tree_insert(&db->hist, db->hist.root, &r->hist);
     r->in_hist = 1;
-    if (!r->rec.has_completed)
-        return;
-    r->done.left = r->done.right = NULL;
-    r->done.prio = dictdb_random(db);
-    db->done.root = dictdb_tree_insert(&db->done, db->done.root, &r->done);
-    r->in_done = 1;
+    dictdb_index_done(db, r);
 }
 
 static void dictdb_unindex(dictdb_t *db, dictdb_rec_t *r)
 {
     if (r->in_hist)
         db->hist.root = dictdb_tree_remove(&db->hist, db->hist.root, &r->hist);
-    if (r->in_done)
-        db->done.root = dictdb_tree_remove(&db->done, db->done.root, &r->done);
-    r->in_hist = r->in_done = 0;
+    r->in_hist = 0;
+    dictdb_unindex_done(db, r);
 }
 
 /* ---- record fields, driven by the protobuf-c descriptor --------------------------------- */
@@ -725,7 +737,12 @@ static int dictdb_update_record(void *state, const cpar_record_t *rec, uint32_t 
                             cpar_strerror(rc));
         return rc;
     }
-    dictdb_unindex(db, r);
+    /* The trees' order is the submission date's: an update without one leaves the record
+     * where it is, and at most joins or leaves the completed ones (a result usually). */
+    if (fields & CPAR_REC_SUBMITTED)
+        dictdb_unindex(db, r);
+    else if (fields & CPAR_REC_COMPLETED)
+        dictdb_unindex_done(db, r);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         size_t old;
@@ -748,7 +765,10 @@ static int dictdb_update_record(void *state, const cpar_record_t *rec, uint32_t 
     db->bytes -= r->bytes;
     r->bytes = dictdb_record_bytes(&r->rec);
     db->bytes += r->bytes;
-    dictdb_index(db, r);
+    if (fields & CPAR_REC_SUBMITTED)
+        dictdb_index(db, r);
+    else if (fields & CPAR_REC_COMPLETED)
+        dictdb_index_done(db, r);
     dictdb_maybe_cull(db);
     return 0;
 }

@@ -129,7 +129,9 @@ int cpar_map_put(cpar_map_t *m, const void *key, size_t klen, void *val, void **
         s->val = val;
         return 0;
     }
-    if ((m->used + 1) * 4 >= m->cap * 3) {
+    /* Live entries and tombstones together stay under 5/8 of the slots, so that a miss (every
+     * insertion starts with one) ends at an empty slot after a few probes. */
+    if ((m->used + 1) * 8 > m->cap * 5) {
         size_t ncap = m->cap ? m->cap : 16;
 
         while ((m->len + 1) * 2 >= ncap)
@@ -151,6 +153,24 @@ int cpar_map_put(cpar_map_t *m, const void *key, size_t klen, void *val, void **
     return 0;
 }
 
+/*
+ * No probe sequence crosses an empty slot, so a tombstone just before one is needed by no key:
+ * the tombstone at i and those before it become empty again. Keys that come and go in order (as
+ * tasks do) would otherwise fill the table with tombstones and make every miss a long probe.
+ */
+static void clear_tombs(cpar_map_t *m, size_t i)
+{
+    size_t mask = m->cap - 1;
+
+    if (m->slots[(i + 1) & mask].key)
+        return;
+    while (m->slots[i].key == TOMB) {
+        m->slots[i].key = NULL;
+        m->used--;
+        i = (i - 1) & mask;
+    }
+}
+
 void *cpar_map_del(cpar_map_t *m, const void *key, size_t klen)
 {
     cpar_map_slot_t *s = find(m, key, klen, hash_bytes(key, klen));
@@ -163,6 +183,7 @@ void *cpar_map_del(cpar_map_t *m, const void *key, size_t klen)
     s->key = TOMB;
     s->val = NULL;
     m->len--;
+    clear_tombs(m, (size_t)(s - m->slots));
     return val;
 }
 

@@ -172,16 +172,6 @@ static int grow_engines(floor_t *f)
     }
     for (size_t i = 0; i < f->nopen; i++)
         no[i] = f->open[(f->open_head + i) % f->capengines];
-    /* the map's keys point into uuids: enter them again */
-    cpar_map_fini(&f->by_uuid, NULL);
-    cpar_map_init(&f->by_uuid);
-    for (size_t i = 0; i < f->nengines; i++)
-        if (cpar_map_puts(&f->by_uuid, nu[i], (void *)(i + 1)) != 0) {
-            free(nu);
-            free(nh);
-            free(no);
-            return -1;
-        }
     free(f->uuids);
     free(f->held);
     free(f->open);

@@ -365,20 +365,39 @@ def matrix(args, workdir, note):
         configs += [(4, m, 1) for m in args.modes]  # unloaded round trip
     results = []
     for i, (engines, mode, window) in enumerate(configs):
-        # Alternate which controller goes first, so that slow drifts in the machine's background
-        # load hit both alike.
-        order = args.kinds if i % 2 == 0 else tuple(reversed(args.kinds))
-        if args.floor:
-            order += (FLOOR,)
-        for kind in order:
-            tag = f"m{i}"
-            ctl = Controller(kind, args, workdir, tag)
-            note(f"matrix: {LABEL[kind]:9s} E={engines:<3d} {mode:6s} W={window:<3d} ...")
-            r = timed_load(args, ctl, engines, mode, window)
-            r.update(suite="matrix", engines=engines, mode=mode, window=window)
-            results.append(r)
-            note("   " + short(r))
+        runs = {}
+        for rep in range(args.repeat):
+            # Alternate which controller goes first, so that slow drifts in the machine's
+            # background load hit both alike.
+            order = args.kinds if (i + rep) % 2 == 0 else tuple(reversed(args.kinds))
+            if args.floor:
+                order += (FLOOR,)
+            for kind in order:
+                tag = f"m{i}r{rep}"
+                ctl = Controller(kind, args, workdir, tag)
+                note(f"matrix: {LABEL[kind]:9s} E={engines:<3d} {mode:6s} W={window:<3d} "
+                     + (f"({rep + 1}/{args.repeat}) " if args.repeat > 1 else "") + "...")
+                r = timed_load(args, ctl, engines, mode, window)
+                r.update(suite="matrix", engines=engines, mode=mode, window=window)
+                runs.setdefault(kind, []).append(r)
+                note("   " + short(r))
+        for kind, rs in runs.items():
+            results.append(median_run(rs))
     return results
+
+
+def median_run(runs):
+    """The run with the median tasks/s (of those that succeeded) stands for the cell; every
+    run's tasks/s and CPU are kept beside it. One run: itself."""
+    if len(runs) == 1:
+        return runs[0]
+    ok = sorted((r for r in runs if r.get("status") == "ok" and r.get("tasks_per_s")),
+                key=lambda r: r["tasks_per_s"])
+    pick = dict(ok[(len(ok) - 1) // 2] if ok else runs[0])
+    pick["runs_tasks_per_s"] = [r.get("tasks_per_s") for r in runs]
+    pick["runs_controller_cpu_s"] = [r.get("controller_cpu_s") for r in runs]
+    pick["runs"] = len(runs)
+    return pick
 
 
 DB_FLAGS = ("dictdb", "sqlitedb", "nodb", "mongodb")
@@ -713,6 +732,23 @@ def matrix_tables(results):
     return t1, t2
 
 
+def spread_table(results):
+    """With --repeat: every run's tasks/s per cell, which the median stands for."""
+    rows = {}
+    for r in results:
+        if r.get("runs_tasks_per_s"):
+            rows.setdefault((r["engines"], r["mode"], r["window"]), {})[r["controller"]] = r
+    if not rows:
+        return []
+    head = "| E | mode | W | Python runs tasks/s | cparallel runs tasks/s | ZMQ floor runs tasks/s |"
+    t = [head, _sep(head)]
+    for (e, mode, w), by in rows.items():
+        cells = [", ".join(fmt(x) for x in by[k]["runs_tasks_per_s"]) if k in by else "–"
+                 for k in KINDS + (FLOOR,)]
+        t.append(f"| {e} | {mode} | {w} | " + " | ".join(cells) + " |")
+    return t
+
+
 def databases_table(results):
     py, c = KINDS
     by = {}
@@ -823,7 +859,9 @@ def report(args, meta, res):
            f", {meta['minutes']:.1f} min.", ""]
     if res.get("matrix"):
         t1, t2 = matrix_tables(res["matrix"])
-        out += [f"## Fake engines (cpar_loadgen), {args.seconds:g} s per run", "",
+        runs = (f", the median of {args.repeat} runs per controller and cell (by tasks/s)"
+                if args.repeat > 1 else "")
+        out += [f"## Fake engines (cpar_loadgen), {args.seconds:g} s per run{runs}", "",
                 "### Throughput and latency", ""] + t1 + [""]
         out += ["tasks/s: successful replies per second while W requests were kept in flight "
                 "(a run whose replies were errors shows n/a). sustained/s: requests divided by "
@@ -841,6 +879,10 @@ def report(args, meta, res):
                 "processes once per process). PSS: proportional set size summed over the tree "
                 "at the end of the run. Backlog: seconds the Python controller kept working "
                 "after the last reply.", ""]
+        spread = spread_table(res["matrix"])
+        if spread:
+            out += ["### Every run of each cell", ""] + spread + [
+                "", "In the order they ran; the tables above show the median run's numbers.", ""]
     if res.get("databases"):
         out += [f"## Task databases: E={args.db_engines}, load-balanced, W={args.window}, "
                 f"{args.seconds:g} s per run", ""]
@@ -894,6 +936,8 @@ def parse_args(argv):
     p.add_argument("--modes", default="lb,direct", help="modes of the matrix")
     p.add_argument("--window", type=int, default=64, help="requests in flight (matrix)")
     p.add_argument("--seconds", type=float, default=3.0, help="measured seconds per matrix run")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs per matrix cell and controller; the median (by tasks/s) is shown")
     p.add_argument("--timeout", type=float, default=60.0, help="loadgen --timeout")
     p.add_argument("--ping", type=int, default=3000, help="controllers' --ping (ms)")
     p.add_argument("--hwm", type=int, help="controllers' --hwm (default: theirs, 1)")
@@ -914,6 +958,8 @@ def parse_args(argv):
     a.floor_bin = a.loadgen.parent / "cpar_zmqfloor"
     if a.floor_hwm is None:
         a.floor_hwm = a.hwm if a.hwm is not None else 1
+    if a.repeat < 1:
+        p.error("--repeat must be 1 or more")
     a.engines = [int(x) for x in a.engines.split(",") if x]
     a.modes = [x for x in a.modes.split(",") if x]
     if a.quick:

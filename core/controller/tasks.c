@@ -695,11 +695,12 @@ static int parse_metadata(ctl_task_t *t, json_t *md, const char **why)
 static int trivial(cpar_msg_t *m)
 {
     static const char *const keys[] = {"after", "follow", "targets", "retries", "timeout"};
-    cpar_bytes_t v[sizeof keys / sizeof keys[0]];
+    enum { NKEYS = sizeof keys / sizeof keys[0] };
+    cpar_bytes_t v[NKEYS];
 
-    if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, keys, sizeof keys / sizeof keys[0], v) != 0)
+    if (cpar_msg_scan_keys(m, CPAR_PART_METADATA, keys, NKEYS, v) != 0)
         return 0;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    for (size_t i = 0; i < NKEYS; i++) {
         const char *d = v[i].data;
         size_t n = v[i].len;
 

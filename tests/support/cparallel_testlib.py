@@ -468,6 +468,11 @@ class Cluster:
         kw.setdefault("timeout", 10)
         rc = ipp.Client(self.controller.client_file, **kw)
         self.clients.append(rc)
+        # The client's iopub SUB connects in the background, and a PUB drops what it publishes
+        # before the subscription arrives (ZeroMQ's slow joiner; the same with the Python
+        # controller). A test that sends at once and then waits for output (execute with
+        # block=True waits for the engines' idle status on iopub) could wait forever.
+        time.sleep(0.1)
         return rc
 
     def engine_by_id(self, rc, eid):
